@@ -1,0 +1,59 @@
+# The single entry point. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Debian packages the test suite runs for real: the old ClickHouse server (18.16,
+# the second analytics engine) and Prometheus (evaluates the dashboards' PromQL).
+SYSTEM_PACKAGES := clickhouse-server prometheus
+
+.DEFAULT_GOAL := help
+.PHONY: help install sysdeps lint format test test-fast demo bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its dev tools
+
+sysdeps: ## apt-get the Debian servers the tests use (clickhouse-server, prometheus) if missing
+	@missing=""; \
+	command -v clickhouse-server >/dev/null || [ -x /usr/bin/clickhouse ] || missing="$$missing clickhouse-server"; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "not root: skipping$$missing (their tests will be skipped)"; fi; \
+	fi
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: $(STAMP) sysdeps lint ## lint, then the whole test suite against real services
+	$(BIN)/pytest -q
+
+test-fast: $(STAMP) ## only the pure tests (no services)
+	$(BIN)/pytest -q -m 'not integration'
+
+demo: $(STAMP) ## start the embedded stack, worker, API and a checkout simulator (Ctrl-C stops all)
+	$(BIN)/loyalty demo
+
+bench: $(STAMP) ## swipes per second through one worker on the embedded stack
+	$(BIN)/python bench/throughput.py
+
+clean: ## remove the venv and local state
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,220 @@
+"""What one swipe adds to its household-month, and the month's bonus (contract section 4).
+
+A swipe's ``Contribution`` does not depend on its household, so it is computed before the
+card is resolved and added to the household-month ``Accumulator`` in Redis. The bonus itself
+is computed from the accumulator only when asked (API, close), so the rounding happens once
+per component per household-month.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from models.errors import InvalidEvent
+from models.money import div_round_half_up, format_cents
+from models.months import Month
+from models.rules import Rules, Tier
+from models.swipe import Swipe
+
+_CAMPAIGN_FIELD = re.compile(r"^campaign_x(\d+)_cents$")
+
+
+def campaign_field(multiplier: int) -> str:
+    return f"campaign_x{multiplier}_cents"
+
+
+@dataclass(frozen=True, slots=True)
+class LineResult:
+    eligible: bool
+    campaign_id: str
+
+
+@dataclass(slots=True)
+class Accumulator:
+    """Signed sums for one household-month; the field names are the Redis hash fields."""
+
+    purchases_cents: int = 0  # eligible, fuel included: decides the tier
+    regular_cents: int = 0  # eligible non-fuel outside campaigns (N)
+    campaign_cents: dict[int, int] = field(default_factory=dict)  # multiplier -> C
+    fuel_ml: int = 0  # eligible fuel (F)
+    fuel_cents: int = 0  # eligible fuel money (already in purchases)
+    benefit_cents: int = 0  # eligible amount paid with a benefit method (P)
+    excluded_cents: int = 0  # not eligible (for explanations)
+    swipes: int = 0
+    returns: int = 0
+
+    def fields(self) -> dict[str, int]:
+        """Non-zero fields, as stored in Redis."""
+        out = {
+            "purchases_cents": self.purchases_cents,
+            "regular_cents": self.regular_cents,
+            "fuel_ml": self.fuel_ml,
+            "fuel_cents": self.fuel_cents,
+            "benefit_cents": self.benefit_cents,
+            "excluded_cents": self.excluded_cents,
+            "swipes": self.swipes,
+            "returns": self.returns,
+        }
+        for multiplier, cents in self.campaign_cents.items():
+            out[campaign_field(multiplier)] = cents
+        return {k: v for k, v in out.items() if v}
+
+    @classmethod
+    def from_fields(cls, data: Mapping[str, int | str | bytes]) -> Accumulator:
+        acc = cls()
+        for raw_key, raw_value in data.items():
+            key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
+            value = int(raw_value)
+            match = _CAMPAIGN_FIELD.match(key)
+            if match:
+                acc.campaign_cents[int(match.group(1))] = value
+            elif key in _PLAIN_FIELDS:
+                setattr(acc, key, value)
+        return acc
+
+    def add(self, other: Accumulator) -> None:
+        for key in _PLAIN_FIELDS:
+            setattr(self, key, getattr(self, key) + getattr(other, key))
+        for multiplier, cents in other.campaign_cents.items():
+            self.campaign_cents[multiplier] = self.campaign_cents.get(multiplier, 0) + cents
+
+
+_PLAIN_FIELDS = (
+    "purchases_cents",
+    "regular_cents",
+    "fuel_ml",
+    "fuel_cents",
+    "benefit_cents",
+    "excluded_cents",
+    "swipes",
+    "returns",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    month: Month
+    delta: Accumulator
+    lines: tuple[LineResult, ...]
+
+
+def contribution(swipe: Swipe, rules: Rules) -> Contribution:
+    """The swipe's signed effect on its household-month (business status applied later)."""
+    sign = swipe.sign
+    delta = Accumulator(swipes=1, returns=1 if sign < 0 else 0)
+    payment_eligible = swipe.payment_method not in rules.excluded_payment_methods
+    benefit_method = swipe.payment_method in rules.payment_benefit_methods
+    campaign = rules.campaign_for(swipe.store_id, swipe.occurred_at)
+    results = []
+    for index, line in enumerate(swipe.lines):
+        amount = sign * line.amount_cents
+        is_fuel = line.product_group in rules.fuel_product_groups
+        if line.fuel_ml is not None and not is_fuel:
+            raise InvalidEvent(
+                "invalid_field", f"lines[{index}].fuel_ml is only allowed on fuel lines"
+            )
+        eligible = payment_eligible and line.product_group not in rules.excluded_product_groups
+        in_campaign = eligible and not is_fuel and campaign is not None
+        results.append(LineResult(eligible, campaign.id if in_campaign and campaign else ""))
+        if not eligible:
+            delta.excluded_cents += amount
+            continue
+        delta.purchases_cents += amount
+        if is_fuel:
+            delta.fuel_cents += amount
+            delta.fuel_ml += sign * (line.fuel_ml or 0)
+        elif campaign is not None:
+            m = campaign.multiplier
+            delta.campaign_cents[m] = delta.campaign_cents.get(m, 0) + amount
+        else:
+            delta.regular_cents += amount
+        if (
+            benefit_method
+            and line.product_group not in rules.payment_benefit_excluded_product_groups
+        ):
+            delta.benefit_cents += amount
+    delta.campaign_cents = {m: c for m, c in delta.campaign_cents.items() if c}
+    return Contribution(Month.of(swipe.occurred_at, rules.timezone), delta, tuple(results))
+
+
+@dataclass(frozen=True, slots=True)
+class BonusFigures:
+    purchases_cents: int
+    tier_bp: int
+    base_bonus_cents: int
+    fuel_bonus_cents: int
+    payment_benefit_cents: int
+
+    @property
+    def total_cents(self) -> int:
+        return self.base_bonus_cents + self.fuel_bonus_cents + self.payment_benefit_cents
+
+
+def tier_bp(tiers: tuple[Tier, ...], purchases_cents: int) -> int:
+    """Rate of the highest tier reached; 0 below the first."""
+    rate = 0
+    for tier in tiers:
+        if tier.from_cents <= purchases_cents:
+            rate = tier.bp
+    return rate
+
+
+def weighted_cents(acc: Accumulator) -> int:
+    """N + sum of m x C over the campaign multipliers."""
+    return acc.regular_cents + sum(m * c for m, c in acc.campaign_cents.items())
+
+
+def compute_bonus(
+    acc: Accumulator, tiers: tuple[Tier, ...], payment_benefit_bp: int, *, business: bool
+) -> BonusFigures:
+    if business:
+        return BonusFigures(0, 0, 0, 0, 0)
+    rate = tier_bp(tiers, acc.purchases_cents)
+    return BonusFigures(
+        purchases_cents=acc.purchases_cents,
+        tier_bp=rate,
+        base_bonus_cents=max(0, div_round_half_up(rate * weighted_cents(acc), 10_000)),
+        fuel_bonus_cents=max(0, div_round_half_up(rate * acc.fuel_ml, 100_000)),
+        payment_benefit_cents=max(
+            0, div_round_half_up(payment_benefit_bp * acc.benefit_cents, 10_000)
+        ),
+    )
+
+
+def bonus_for(acc: Accumulator, rules: Rules, co_op: str, *, business: bool) -> BonusFigures:
+    return compute_bonus(acc, rules.tiers_for(co_op), rules.payment_benefit_bp, business=business)
+
+
+def explain(acc: Accumulator, rules: Rules, co_op: str, *, business: bool) -> list[str]:
+    """The arithmetic behind ``bonus_for``, line by line, for people."""
+    figures = bonus_for(acc, rules, co_op, business=business)
+    table = rules.table_name(co_op)
+    lines = [
+        f"co-op {co_op}, bonus table {table!r}",
+        f"swipes {acc.swipes} (returns {acc.returns}); not eligible "
+        f"{format_cents(acc.excluded_cents)}",
+    ]
+    if business:
+        lines.append("business household: no bonus")
+        return lines
+    lines += [
+        f"eligible purchases {format_cents(acc.purchases_cents)} "
+        f"(fuel {format_cents(acc.fuel_cents)}) -> tier {figures.tier_bp} bp",
+        f"non-fuel outside campaigns N = {acc.regular_cents} c",
+    ]
+    for m, c in sorted(acc.campaign_cents.items()):
+        lines.append(f"non-fuel in x{m} campaigns C = {c} c")
+    terms = " + ".join(
+        [str(acc.regular_cents)] + [f"{m} x {c}" for m, c in sorted(acc.campaign_cents.items())]
+    )
+    lines += [
+        f"base bonus = round({figures.tier_bp} x ({terms}) / 10000) = {figures.base_bonus_cents} c",
+        f"fuel bonus = round({figures.tier_bp} x {acc.fuel_ml} ml / 100000) = "
+        f"{figures.fuel_bonus_cents} c",
+        f"payment benefit = round({rules.payment_benefit_bp} x {acc.benefit_cents} / 10000) = "
+        f"{figures.payment_benefit_cents} c",
+        f"total = {figures.total_cents} c ({format_cents(figures.total_cents)})",
+    ]
+    return lines

@@ -1,0 +1,69 @@
+"""Bonus months: the calendar month of an instant in the rules' time zone."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+# fullmatch (``$`` would accept a trailing newline); [0-9], as \d also matches other digits.
+_MONTH_RE = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Month:
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> Month:
+        m = _MONTH_RE.fullmatch(text)
+        if m is None:
+            raise ValueError(f"month must be YYYY-MM, got {text!r}")
+        return cls(int(m.group(1)), int(m.group(2)))
+
+    @classmethod
+    def of(cls, instant: datetime, tz: ZoneInfo) -> Month:
+        """The bonus month of an aware ``instant`` in ``tz``."""
+        if instant.tzinfo is None:
+            raise ValueError("instant must carry a UTC offset")
+        local = instant.astimezone(tz)
+        return cls(local.year, local.month)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    @property
+    def first_day(self) -> date:
+        return date(self.year, self.month, 1)
+
+    def next(self) -> Month:
+        return Month(self.year + 1, 1) if self.month == 12 else Month(self.year, self.month + 1)
+
+    def previous(self) -> Month:
+        return Month(self.year - 1, 12) if self.month == 1 else Month(self.year, self.month - 1)
+
+    def minus(self, months: int) -> Month:
+        index = self.year * 12 + (self.month - 1) - months
+        return Month(index // 12, index % 12 + 1)
+
+    def starts_at(self, tz: ZoneInfo) -> datetime:
+        """First instant of the month in ``tz`` (aware)."""
+        return datetime(self.year, self.month, 1, tzinfo=tz)
+
+    def ends_at(self, tz: ZoneInfo) -> datetime:
+        """First instant after the month in ``tz`` (aware, exclusive end)."""
+        return self.next().starts_at(tz)
+
+    def has_ended(self, now: datetime, tz: ZoneInfo) -> bool:
+        return now >= self.ends_at(tz)
+
+
+def local_date(instant: datetime, tz: ZoneInfo) -> date:
+    return instant.astimezone(tz).date()
+
+
+def days_after(month: Month, days: int, tz: ZoneInfo) -> datetime:
+    """The instant ``days`` days after the month ended (for expiry of per-month data)."""
+    return month.ends_at(tz) + timedelta(days=days)

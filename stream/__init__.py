@@ -1,0 +1,1 @@
+"""The service around the domain: settings, app factory, stores, sinks, API, metrics, CLI."""

@@ -1,0 +1,116 @@
+"""The Faust app factory. ``create_app(settings)`` builds the app; agents attach to it."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from typing import Any
+
+import faust
+
+from models.rules import Rules, load_rules
+from stream import metrics
+from stream.pipeline import RegisterProcessor, SwipeProcessor, Topics
+from stream.settings import Settings
+from stream.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class FaustPublisher:
+    """``pipeline.Publisher`` over Faust's producer: sends now, ``flush`` awaits delivery."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self._topics: dict[str, Any] = {}
+        self._pending: list[asyncio.Future[Any]] = []
+
+    def _topic(self, name: str) -> Any:
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = self._topics[name] = self.app.topic(
+                name, key_serializer="raw", value_serializer="raw"
+            )
+        return topic
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self._pending.append(await self._topic(topic).send(key=key, value=value))
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        try:
+            await asyncio.gather(*pending)
+        except BaseException:
+            # Nothing was lost: the batch is not acked, so it is processed again.
+            self._pending = []
+            raise
+
+
+class LoyaltyApp(faust.App):
+    """A Faust app that carries the settings, the rules and the lazily made services."""
+
+    settings: Settings
+    rules: Rules
+    topic_names: Topics
+    _store: Store | None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:  # made on first use, inside the worker's event loop
+            self._store = Store.from_url(self.settings.redis_url, self.settings.redis_prefix)
+        return self._store
+
+    # Each processor gets its own publisher, so one agent's flush never covers another's sends.
+    def swipe_processor(self) -> SwipeProcessor:
+        return SwipeProcessor(self.settings, self.rules, self.store, FaustPublisher(self))
+
+    def register_processor(self) -> RegisterProcessor:
+        publisher = FaustPublisher(self)
+        swipes = SwipeProcessor(self.settings, self.rules, self.store, publisher)
+        return RegisterProcessor(self.settings, self.store, publisher, swipes)
+
+
+def create_app(
+    settings: Settings, rules: Rules | None = None, *, autodiscover: str = "agents"
+) -> LoyaltyApp:
+    """Build the worker's app; agents are discovered in the ``autodiscover`` package.
+
+    Named, not imported: like Faust's own autodiscovery, so ``stream`` never imports
+    ``agents`` (dependencies point from agents to stream only).
+    """
+
+    app = LoyaltyApp(
+        settings.group_id,
+        broker=settings.kafka_url,
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.swipe_partitions,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",  # "latest" is unreliable on Tansu
+        broker_session_timeout=settings.broker_session_timeout,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout,
+        broker_heartbeat_interval=min(3.0, settings.broker_session_timeout / 3),
+        web_enabled=settings.worker_web_port > 0,
+        web_port=settings.worker_web_port or 6066,
+        web_bind="127.0.0.1",
+        store="memory://",
+        producer_acks=-1,
+        stream_wait_empty=False,
+        autodiscover=False,
+    )
+    app.settings = settings
+    app.rules = rules if rules is not None else load_rules(settings.rules)
+    app.topic_names = Topics(settings)
+    app._store = None
+    importlib.import_module(autodiscover).discover(app)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def _assigned(_: Any, assigned: Any, **__: Any) -> None:
+        metrics.PARTITIONS_ASSIGNED.set(len(assigned))
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def _ready(_: Any, **__: Any) -> None:
+        metrics.WORKER_READY.set(1)
+
+    return app

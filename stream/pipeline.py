@@ -1,0 +1,344 @@
+"""What the agents do with a batch, free of Faust: parse, resolve, apply, route.
+
+The agents hand each batch of raw Kafka records to ``SwipeProcessor.process`` or
+``RegisterProcessor.process`` and ack the batch only after it returned; these never raise
+for bad input (it goes to dead letters) and retry transient faults of Redis until they pass.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+import redis.exceptions
+
+from models.bonus import Contribution, contribution
+from models.errors import InvalidEvent
+from models.months import days_after, local_date
+from models.register import (
+    CapitalPayment,
+    CardSnapshot,
+    HouseholdSnapshot,
+    PersonSnapshot,
+    RegisterEvent,
+    parse_register,
+)
+from models.rules import Rules
+from models.swipe import Swipe, parse_swipe
+from stream import metrics
+from stream.deadletters import dead_letter
+from stream.pseudonym import household_key
+from stream.retry import retry_forever
+from stream.settings import Settings
+from stream.store import Store, SwipeOutcome
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    """Sends records to Kafka; ``flush`` returns when all sent records are acknowledged."""
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> None: ...
+
+    async def flush(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(slots=True)
+class _Parsed:
+    record: Record
+    swipe: Swipe
+    contribution: Contribution
+    from_hold: bool = False
+
+
+class Topics:
+    def __init__(self, settings: Settings) -> None:
+        self.swipes = settings.topic("swipes")
+        self.register = settings.topic("register")
+        self.payouts = settings.topic("bonus-payouts")
+        self.dead_letters = settings.topic("dead-letters")
+        self.purchase_lines = settings.topic("purchase-lines")
+
+
+class SwipeProcessor:
+    def __init__(
+        self,
+        settings: Settings,
+        rules: Rules,
+        store: Store,
+        publisher: Publisher,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.rules = rules
+        self.store = store
+        self.publisher = publisher
+        self.topics = Topics(settings)
+        self.now = now
+        self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
+        self._accumulator_days = 31 * settings.retention_months
+
+    async def process(self, records: list[Record]) -> dict[str, int]:
+        """Process one batch from ``loyalty.swipes``; returns outcome counts."""
+        started = time.perf_counter()
+        parsed: list[_Parsed] = []
+        for record in records:
+            item = await self._parse(record)
+            if item is not None:
+                parsed.append(item)
+        counts = await self._apply(parsed)
+        await retry_forever(self.publisher.flush, dependency="kafka")
+        metrics.BATCH_SIZE.labels(stage="swipes").observe(len(records))
+        metrics.BATCH_SECONDS.labels(stage="swipes").observe(time.perf_counter() - started)
+        counts["rejected"] = len(records) - len(parsed)
+        return counts
+
+    async def credit_held(self, card: str) -> dict[str, int]:
+        """Re-run the held swipes of a card that is now known (idempotent)."""
+        held = await retry_forever(lambda: self.store.held_swipes(card), dependency="redis")
+        parsed: list[_Parsed] = []
+        for raw in held.values():
+            item = await self._parse(Record(card.encode(), raw), from_hold=True)
+            if item is not None:
+                parsed.append(item)
+        counts = await self._apply(parsed)
+        await retry_forever(self.publisher.flush, dependency="kafka")
+        return counts
+
+    async def _parse(self, record: Record, *, from_hold: bool = False) -> _Parsed | None:
+        try:
+            swipe = parse_swipe(record.value or b"")
+            return _Parsed(record, swipe, contribution(swipe, self.rules), from_hold)
+        except InvalidEvent as exc:
+            await self._reject(record, exc.reason, exc.detail, kind="unknown")
+        except Exception as exc:  # a bug must not lose the event: it is kept in dead letters
+            log.exception("unexpected error parsing a swipe")
+            await self._reject(record, "internal_error", type(exc).__name__, kind="unknown")
+        return None
+
+    async def _apply(self, parsed: list[_Parsed]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        if not parsed:
+            return counts
+        entries = [self._entry(p) for p in parsed]
+        try:
+            outcomes = await retry_forever(
+                lambda: self.store.apply_swipes(entries), dependency="redis"
+            )
+        except redis.exceptions.ResponseError:
+            # A script error on one entry fails the batch: isolate the bad one(s).
+            log.exception("swipe batch failed in Redis; applying one by one")
+            outcomes = []
+            for p, entry in zip(parsed, entries, strict=True):
+                try:
+                    outcomes += await retry_forever(
+                        functools.partial(self.store.apply_swipes, [entry]), dependency="redis"
+                    )
+                except redis.exceptions.ResponseError as exc:
+                    await self._reject(p.record, "store_error", str(exc)[:200], kind=p.swipe.kind)
+                    outcomes.append(SwipeOutcome("rejected", "", "", False))
+        now = self.now()
+        for p, outcome in zip(parsed, outcomes, strict=True):
+            name = outcome.outcome
+            if p.from_hold and name == "applied":
+                name = "credited"
+            counts[name] = counts.get(name, 0) + 1
+            metrics.SWIPES.labels(kind=p.swipe.kind, outcome=name).inc()
+            if outcome.outcome == "blocked":
+                await self._reject(p.record, "card_blocked", "the card is blocked", p.swipe.kind)
+            elif outcome.outcome == "expired":
+                await self._reject(p.record, "card_expired", "the card has expired", p.swipe.kind)
+            elif outcome.outcome in {"applied", "duplicate"}:
+                # Duplicates are re-sent too: a crash may have come between Redis and Kafka,
+                # and the analytics table keeps one row per (event_id, line_no).
+                await self._send_lines(p, outcome)
+                if outcome.outcome == "applied":
+                    lag = (now - p.swipe.occurred_at).total_seconds()
+                    metrics.EVENT_TO_BALANCE_SECONDS.observe(max(0.0, lag))
+                    if not outcome.business:
+                        metrics.ELIGIBLE_CENTS.labels(
+                            co_op=outcome.co_op or "unknown", kind=p.swipe.kind
+                        ).inc(abs(p.contribution.delta.purchases_cents))
+        return counts
+
+    def _entry(self, p: _Parsed) -> dict[str, Any]:
+        tz = self.rules.timezone
+        month = p.contribution.month
+        return {
+            "e": p.swipe.event_id,
+            "c": p.swipe.card,
+            "m": str(month),
+            "d": local_date(p.swipe.occurred_at, tz).isoformat(),
+            "i": p.contribution.delta.fields(),
+            "r": (p.record.value or b"").decode("utf-8", errors="replace"),
+            "x": int(days_after(month, self.settings.dedupe_days, tz).timestamp()),
+            "a": int(days_after(month, self._accumulator_days, tz).timestamp()),
+            "t": int(time.time()),
+            "h": 1 if p.from_hold else 0,
+        }
+
+    async def _send_lines(self, p: _Parsed, outcome: SwipeOutcome) -> None:
+        swipe = p.swipe
+        hkey = household_key(self._pseudonym_key, outcome.household_id)
+        occurred = swipe.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        month = p.contribution.month.first_day.isoformat()
+        sign = swipe.sign
+        rows = [
+            {
+                "event_id": swipe.event_id,
+                "line_no": i,
+                "occurred_at": occurred,
+                "month": month,
+                "store_id": swipe.store_id,
+                "household_key": hkey,
+                "co_op": outcome.co_op,
+                "sku": line.sku,
+                "product_group": line.product_group,
+                "quantity": str(sign * line.quantity),
+                "amount_cents": sign * line.amount_cents,
+                "fuel_ml": sign * (line.fuel_ml or 0),
+                "payment_method": swipe.payment_method,
+                "bonus_eligible": int(result.eligible and not outcome.business),
+                "kind": swipe.kind,
+                "campaign_id": result.campaign_id,
+            }
+            for i, (line, result) in enumerate(zip(swipe.lines, p.contribution.lines, strict=True))
+        ]
+        await self._send(self.topics.purchase_lines, swipe.event_id.encode(), orjson.dumps(rows))
+
+    async def _reject(self, record: Record, reason: str, detail: str, kind: str) -> None:
+        metrics.DEAD_LETTERS.labels(source="swipes", reason=reason).inc()
+        if reason not in {"card_blocked", "card_expired"}:
+            metrics.SWIPES.labels(kind=kind, outcome="rejected").inc()
+        value = dead_letter(self.topics.swipes, record.key, record.value, reason, detail)
+        await self._send(self.topics.dead_letters, record.key, value)
+
+    async def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        await retry_forever(lambda: self.publisher.send(topic, key, value), dependency="kafka")
+
+
+class RegisterProcessor:
+    """Materialises register events in Redis; credits swipes held for a newly known card."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        publisher: Publisher,
+        swipes: SwipeProcessor,
+    ) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.swipes = swipes
+        self.topics = Topics(settings)
+
+    async def process(self, records: list[Record]) -> dict[str, int]:
+        started = time.perf_counter()
+        events: list[tuple[Record, RegisterEvent]] = []
+        for record in records:
+            try:
+                events.append((record, parse_register(record.value or b"")))
+            except InvalidEvent as exc:
+                await self._reject(record, exc.reason, exc.detail)
+            except Exception as exc:
+                log.exception("unexpected error parsing a register event")
+                await self._reject(record, "internal_error", type(exc).__name__)
+        ops = [register_op(event) for _, event in events]
+        results = await retry_forever(lambda: self.store.apply_register(ops), dependency="redis")
+        counts: dict[str, int] = {}
+        for (_, event), result in zip(events, results, strict=True):
+            kind = _event_type(event)
+            metrics.REGISTER_EVENTS.labels(type=kind, outcome=result).inc()
+            counts[result] = counts.get(result, 0) + 1
+        # Whatever the snapshot's fate, a now known card's held swipes are credited: a replay
+        # after a crash between the two steps must still drain them.
+        for card in {e.card for _, e in events if isinstance(e, CardSnapshot)}:
+            await self.swipes.credit_held(card)
+        await retry_forever(self.publisher.flush, dependency="kafka")
+        metrics.BATCH_SIZE.labels(stage="register").observe(len(records))
+        metrics.BATCH_SECONDS.labels(stage="register").observe(time.perf_counter() - started)
+        return counts
+
+    async def _reject(self, record: Record, reason: str, detail: str) -> None:
+        metrics.DEAD_LETTERS.labels(source="register", reason=reason).inc()
+        value = dead_letter(self.topics.register, record.key, record.value, reason, detail)
+        await retry_forever(
+            lambda: self.publisher.send(self.topics.dead_letters, record.key, value),
+            dependency="kafka",
+        )
+
+
+def _event_type(event: RegisterEvent) -> str:
+    return {
+        HouseholdSnapshot: "household",
+        CardSnapshot: "card",
+        PersonSnapshot: "person",
+        CapitalPayment: "capital_payment",
+    }[type(event)]
+
+
+def _micros(instant: datetime) -> int:
+    return int((instant - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1))
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def register_op(event: RegisterEvent) -> dict[str, Any]:
+    """The Lua op for one register event (see stream/lua/apply_register.lua)."""
+    if isinstance(event, CapitalPayment):
+        return {
+            "k": "capital",
+            "hid": event.household_id,
+            "id": event.payment_id,
+            "amount": event.amount_cents,
+        }
+    fields: dict[str, str]
+    if isinstance(event, HouseholdSnapshot):
+        key = f"hh:{event.household_id}"
+        fields = {
+            "co_op": event.co_op,
+            "head_person_id": event.head_person_id,
+            "person_ids": orjson.dumps(list(event.person_ids)).decode(),
+            "business": _flag(event.business),
+            "status": event.status,
+            "ended_at": event.ended_at.isoformat() if event.ended_at else "",
+            "capital_required_cents": str(event.capital_required_cents),
+            "payout_account": event.payout_account,
+        }
+    elif isinstance(event, CardSnapshot):
+        key = f"card:{event.card}"
+        fields = {
+            "household_id": event.household_id,
+            "person_id": event.person_id,
+            "status": event.status,
+            "valid_until": event.valid_until.isoformat() if event.valid_until else "",
+        }
+    else:
+        key = f"person:{event.person_id}"
+        fields = {
+            "household_id": event.household_id,
+            "bans": orjson.dumps(sorted(event.bans)).decode(),
+            "email_marketing": _flag(event.email_marketing),
+            "sms_marketing": _flag(event.sms_marketing),
+        }
+    fields["updated_at"] = event.updated_at.isoformat()
+    return {"k": "snapshot", "key": key, "ts": _micros(event.updated_at), "f": fields}
+
+
+def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,79 @@
+"""One settings object, built once (from the environment or a ``.env`` file) and passed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_RULES = Path(__file__).with_name("rules.default.toml")
+
+
+class Settings(BaseSettings):
+    """Contract section 8, plus operational knobs (all ``LOYALTY_*``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOYALTY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    kafka_url: str = "kafka://127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    clickhouse_url: str = "chdb:///var/lib/loyalty/chdb"
+    rules: Path = DEFAULT_RULES
+    group_id: str = "loyalty"
+    topic_prefix: str = "loyalty."
+    pseudonym_key: SecretStr = SecretStr("change-me-in-production")
+
+    # Operational settings, not in contract v1 (added, nothing broken).
+    redis_prefix: str = Field("loyalty:", description="prefix of every Redis key we own")
+    swipe_partitions: int = Field(4, ge=1, description="partitions when we create loyalty.swipes")
+    batch_size: int = Field(500, ge=1, description="swipes per Redis round trip")
+    batch_seconds: float = Field(0.2, gt=0, description="longest wait to fill a batch")
+    analytics_batch_size: int = Field(5000, ge=1, description="rows per ClickHouse insert")
+    analytics_batch_seconds: float = Field(2.0, gt=0)
+    hold_days: int = Field(35, ge=1, description="how long a swipe of an unknown card is held")
+    dedupe_days: int = Field(
+        100, ge=1, description="how long after a bonus month its seen event ids are kept"
+    )
+    retention_months: int = Field(24, ge=1, description="purchase data kept this many months")
+    close_day: int = Field(5, ge=1, le=28, description="day of the next month the close runs")
+    close_hour: int = Field(3, ge=0, le=23, description="local hour the scheduled close runs")
+    worker_metrics_port: int = Field(9108, ge=0, le=65535, description="0 disables")
+    metrics_host: str = Field("127.0.0.1", description="address the worker's /metrics binds")
+    worker_web_port: int = Field(6066, ge=0, le=65535, description="Faust's own web server")
+    # Tansu answers JoinGroup after about half the session timeout: shorter means faster start
+    # and faster takeover of a dead worker's partitions (see platform notes).
+    broker_session_timeout: float = Field(10.0, gt=0)
+    broker_rebalance_timeout: float = Field(20.0, gt=0)
+    api_tokens: SecretStr = SecretStr("")  # comma-separated bearer tokens; empty disables auth
+    log_level: str = "info"
+
+    @field_validator("kafka_url")
+    @classmethod
+    def _kafka_scheme(cls, v: str) -> str:
+        if urlsplit(v).scheme != "kafka":
+            raise ValueError(f"LOYALTY_KAFKA_URL must be kafka://host:port, got {v!r}")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, v: str) -> str:
+        if urlsplit(v).scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError(f"LOYALTY_REDIS_URL must be redis://host:port/db, got {v!r}")
+        return v
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _clickhouse_scheme(cls, v: str) -> str:
+        if urlsplit(v).scheme not in {"clickhouse", "chdb"}:
+            raise ValueError(
+                "LOYALTY_CLICKHOUSE_URL must be clickhouse://host:port/db or chdb:///path, "
+                f"got {v!r}"
+            )
+        return v
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a contract name like ``swipes``."""
+        return f"{self.topic_prefix}{name}"

@@ -1,0 +1,206 @@
+"""Redis: the live tables and accumulators. Every write is one atomic, idempotent Lua call.
+
+Key layout: docs/DESIGN.md. All keys start with ``Settings.redis_prefix``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from models.bonus import Accumulator
+from models.payout import PaidSoFar, Payout
+
+_LUA = Path(__file__).with_name("lua")
+
+
+@dataclass(frozen=True, slots=True)
+class SwipeOutcome:
+    outcome: str  # applied | duplicate | held | blocked | expired
+    household_id: str
+    co_op: str
+    business: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Household:
+    household_id: str
+    co_op: str
+    business: bool
+    status: str
+    capital_required_cents: int
+    payout_account: str
+    person_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MonthState:
+    """Everything the API and the close need about one household-month, read at once."""
+
+    household: Household | None
+    accumulator: Accumulator
+    paid: PaidSoFar
+    closed: bool
+    capital_paid_cents: int
+    bonus_to_capital_cents: int
+
+    @property
+    def capital_remaining_cents(self) -> int:
+        if self.household is None:
+            return 0
+        return max(
+            0,
+            self.household.capital_required_cents
+            - self.capital_paid_cents
+            - self.bonus_to_capital_cents,
+        )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else ("" if value is None else str(value))
+
+
+def household_from_hash(household_id: str, data: dict[Any, Any]) -> Household | None:
+    if not data:
+        return None
+    d = {_text(k): _text(v) for k, v in data.items()}
+    return Household(
+        household_id=household_id,
+        co_op=d.get("co_op", ""),
+        business=d.get("business") == "1",
+        status=d.get("status", ""),
+        capital_required_cents=int(d.get("capital_required_cents") or 0),
+        payout_account=d.get("payout_account", ""),
+        person_ids=tuple(orjson.loads(d.get("person_ids") or "[]")),
+    )
+
+
+def paid_from_hash(data: dict[Any, Any]) -> PaidSoFar:
+    d = {_text(k): int(_text(v)) for k, v in data.items()}
+    return PaidSoFar(
+        seq=d.get("seq", 0),
+        base_bonus_cents=d.get("base_bonus_cents", 0),
+        fuel_bonus_cents=d.get("fuel_bonus_cents", 0),
+        payment_benefit_cents=d.get("payment_benefit_cents", 0),
+    )
+
+
+class Store:
+    """Async access to our Redis keys. One instance per process."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self.redis = client
+        self.prefix = prefix
+        self._apply_swipes = client.register_script((_LUA / "apply_swipes.lua").read_text())
+        self._apply_register = client.register_script((_LUA / "apply_register.lua").read_text())
+        self._record_payout = client.register_script((_LUA / "record_payout.lua").read_text())
+        self._release_held = client.register_script((_LUA / "release_held.lua").read_text())
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str) -> Store:
+        client = aioredis.Redis.from_url(
+            url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
+        )
+        return cls(client, prefix)
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    async def apply_swipes(self, entries: list[dict[str, Any]]) -> list[SwipeOutcome]:
+        if not entries:
+            return []
+        raw = await self._apply_swipes(args=[self.prefix, orjson.dumps(entries)])
+        return [SwipeOutcome(_text(o), _text(h), _text(c), _text(b) == "1") for o, h, c, b in raw]
+
+    async def apply_register(self, ops: list[dict[str, Any]]) -> list[str]:
+        if not ops:
+            return []
+        return [_text(r) for r in await self._apply_register(args=[self.prefix, orjson.dumps(ops)])]
+
+    async def record_payout(self, payout: Payout, expected_seq: int, *, expire_at: int) -> bool:
+        """Record the payout and move the ledger, only if its sequence is still expected."""
+        done = await self._record_payout(
+            args=[
+                self.prefix,
+                payout.household_id,
+                payout.month,
+                expected_seq,
+                payout.payout_id,
+                orjson.dumps(payout.to_json()),
+                payout.base_bonus_cents,
+                payout.fuel_bonus_cents,
+                payout.payment_benefit_cents,
+                payout.to_capital_cents,
+                int(time.time()),
+                expire_at,
+            ]
+        )
+        return bool(done)
+
+    async def release_held(self, card: str, event_ids: list[str]) -> int:
+        """Take swipes off the hold without crediting them (they went to dead letters)."""
+        if not event_ids:
+            return 0
+        return int(await self._release_held(args=[self.prefix, card, *event_ids]))
+
+    async def held_swipes(self, card: str) -> dict[str, bytes]:
+        data = await self.redis.hgetall(self.key("held", card))
+        return {_text(k): v if isinstance(v, bytes) else v.encode() for k, v in data.items()}
+
+    async def held_cards(self, older_than: float | None = None, limit: int = 1000) -> list[str]:
+        """Cards with held swipes, oldest first (optionally only those held before a time)."""
+        top = "+inf" if older_than is None else older_than
+        cards = await self.redis.zrangebyscore(
+            self.key("held", "index"), "-inf", top, start=0, num=limit
+        )
+        return [_text(c) for c in cards]
+
+    async def held_count(self) -> int:
+        return int(await self.redis.get(self.key("held", "count")) or 0)
+
+    async def known_cards(self, cards: list[str]) -> set[str]:
+        if not cards:
+            return set()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for card in cards:
+                pipe.exists(self.key("card", card))
+            found = await pipe.execute()
+        return {card for card, n in zip(cards, found, strict=True) if n}
+
+    async def card_household(self, card: str) -> str | None:
+        hid = await self.redis.hget(self.key("card", card), "household_id")
+        return _text(hid) if hid else None
+
+    async def household(self, household_id: str) -> Household | None:
+        return household_from_hash(
+            household_id, await self.redis.hgetall(self.key("hh", household_id))
+        )
+
+    async def month_state(self, household_id: str, month: str) -> MonthState:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.key("hh", household_id))
+            pipe.hgetall(self.key("acc", household_id, month))
+            pipe.hgetall(self.key("paid", household_id, month))
+            pipe.exists(self.key("month", month, "closed"))
+            pipe.hgetall(self.key("hh", household_id, "ledger"))
+            hh, acc, paid, closed, ledger = await pipe.execute()
+        ledger_d = {_text(k): int(_text(v)) for k, v in ledger.items()}
+        return MonthState(
+            household=household_from_hash(household_id, hh),
+            accumulator=Accumulator.from_fields({_text(k): _text(v) for k, v in acc.items()}),
+            paid=paid_from_hash(paid),
+            closed=bool(closed),
+            capital_paid_cents=ledger_d.get("capital_paid_cents", 0),
+            bonus_to_capital_cents=ledger_d.get("bonus_to_capital_cents", 0),
+        )

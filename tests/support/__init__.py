@@ -1,0 +1,1 @@
+"""Test helpers: local services (``services``) and CLI subprocesses (``processes``)."""

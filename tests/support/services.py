@@ -1,0 +1,176 @@
+"""Small helpers around the local services the integration tests start (see ``conftest.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from stream.embedded import RedisServer, TansuBroker, free_port
+
+__all__ = [
+    "consume",
+    "free_port",
+    "loyalty_env",
+    "partitions_of",
+    "pid_alive",
+    "produce",
+    "start_kafka",
+    "start_redis",
+    "unique_id",
+    "wait_until",
+]
+
+
+def unique_id(prefix: str = "t") -> str:
+    """A short unique name (``t`` + 8 hex digits) for topics, groups and key prefixes."""
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def start_kafka(data_dir: Path) -> TansuBroker:
+    return TansuBroker(data_dir).start()
+
+
+def start_redis(data_dir: Path, fsync: str = "always") -> RedisServer:
+    return RedisServer(data_dir, fsync=fsync).start()
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned); fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # not Linux: fall back to signal 0
+        import os  # noqa: PLC0415
+
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    # the state is the first field after the parenthesised command name
+    return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
+
+
+def loyalty_env(
+    *, kafka: TansuBroker, redis: RedisServer, unique: str, data_dir: Path
+) -> dict[str, str]:
+    """``LOYALTY_*`` settings for a worker/CLI isolated to one test (names, group, key prefix,
+    ports), with short broker timeouts so that rebalances take seconds, not a minute."""
+    return {
+        "LOYALTY_KAFKA_URL": kafka.url,
+        "LOYALTY_REDIS_URL": redis.url,
+        "LOYALTY_CLICKHOUSE_URL": f"chdb://{data_dir.absolute() / 'chdb'}",
+        "LOYALTY_TOPIC_PREFIX": f"{unique}.",
+        "LOYALTY_GROUP_ID": unique,
+        "LOYALTY_REDIS_PREFIX": f"{unique}:",
+        "LOYALTY_WORKER_WEB_PORT": str(free_port()),
+        "LOYALTY_WORKER_METRICS_PORT": str(free_port()),
+        "LOYALTY_BROKER_SESSION_TIMEOUT": "10",
+        "LOYALTY_BROKER_REBALANCE_TIMEOUT": "20",
+    }
+
+
+# -- Kafka, blocking wrappers for sync tests (there is no pytest-asyncio in this suite) ------
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    messages: Iterable[tuple[bytes | None, bytes]],
+    *,
+    partition: int | None = None,
+) -> None:
+    """Send ``(key, value)`` pairs and wait until every one is acknowledged."""
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+        await producer.start()
+        try:
+            futures = [
+                await producer.send(topic, value, key=key, partition=partition)
+                for key, value in messages
+            ]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+def consume(
+    bootstrap: str,
+    topic: str,
+    count: int,
+    *,
+    group_id: str | None = None,
+    timeout: float = 20.0,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read ``count`` records from the start of ``topic`` (fails after ``timeout`` seconds).
+
+    ``auto_offset_reset`` is ``earliest``: "latest" is unreliable on Tansu (platform facts).
+    """
+
+    async def run() -> list[ConsumerRecord[bytes, bytes]]:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            auto_offset_reset="earliest",
+            enable_auto_commit=group_id is not None,
+            # Tansu answers JoinGroup after about half the session timeout: keep it short
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+        )
+        await consumer.start()
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        try:
+            async with asyncio.timeout(timeout):
+                while len(records) < count:
+                    batches = await consumer.getmany(timeout_ms=200)
+                    for batch in batches.values():
+                        records.extend(batch)
+        except TimeoutError:
+            raise AssertionError(
+                f"got {len(records)} of {count} records from {topic!r} in {timeout:g} s"
+            ) from None
+        finally:
+            await consumer.stop()
+        return records
+
+    return asyncio.run(run())
+
+
+def partitions_of(bootstrap: str, topic: str) -> set[int]:
+    """The partition numbers of an existing ``topic`` according to the broker's metadata."""
+
+    async def run() -> set[int]:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+        await producer.start()
+        try:
+            return set(await producer.partitions_for(topic))
+        finally:
+            await producer.stop()
+
+    return asyncio.run(run())
