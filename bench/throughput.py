@@ -21,26 +21,41 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stream.embedded import EmbeddedStack, create_topics_async, free_port  # noqa: E402
-from stream.kafka import KafkaPublisher  # noqa: E402
-from stream.services import WorkerProcess  # noqa: E402
-from stream.simulator import Simulator  # noqa: E402
+from stream.embedded import EmbeddedStack, create_topics_async, free_port
+from stream.kafka import KafkaPublisher
+from stream.services import WorkerProcess
+from stream.simulator import Simulator
 
 
-def processed(metrics_port: int) -> int:
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:  # noqa: S310
+def counter(metrics_port: int, name: str) -> int:
+    """Sum of all series of a counter on the worker's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
         text = r.read().decode()
     total = 0.0
     for line in text.splitlines():
-        if line.startswith("loyalty_swipes_total{"):
+        if line.startswith(name + "{"):
             total += float(line.rsplit(" ", 1)[1])
     return int(total)
 
 
+def processed(metrics_port: int) -> int:
+    return counter(metrics_port, "loyalty_swipes_total")
+
+
+def register_applied(metrics_port: int) -> int:
+    return counter(metrics_port, "loyalty_register_events_total")
+
+
+async def load_register(stack: EmbeddedStack, prefix: str, sim: Simulator) -> int:
+    async with KafkaPublisher(stack.kafka_url, max_batch_size=1 << 20) as pub:
+        events = sim.register_events(datetime.now(UTC))
+        for key, value in events:
+            await pub.send(f"{prefix}register", key, value)
+    return len(events)
+
+
 async def load(stack: EmbeddedStack, prefix: str, sim: Simulator, swipes: int) -> float:
     async with KafkaPublisher(stack.kafka_url, max_batch_size=1 << 20) as pub:
-        for key, value in sim.register_events(datetime.now(UTC)):
-            await pub.send(f"{prefix}register", key, value)
         started = time.perf_counter()
         now = datetime.now(UTC)
         for _ in range(swipes):
@@ -62,7 +77,7 @@ def one_run(stack: EmbeddedStack, run: int, args: argparse.Namespace, data: Path
         )
     )
     sim = Simulator(households=args.households, seed=run)
-    rate = asyncio.run(load(stack, prefix, sim, args.swipes))
+    registered = asyncio.run(load_register(stack, prefix, sim))
     env = {
         **stack.environment(),
         "LOYALTY_TOPIC_PREFIX": prefix,
@@ -73,6 +88,16 @@ def one_run(stack: EmbeddedStack, run: int, args: argparse.Namespace, data: Path
         "LOYALTY_LOG_LEVEL": "warn",
         "LOYALTY_CLICKHOUSE_URL": f"chdb://{data}/chdb{run}",
     }
+    # Phase 1: the register (so that the swipes measured are not held for unknown cards).
+    worker = WorkerProcess(data / f"run{run}-register", env, free_port()).start()
+    try:
+        deadline = time.perf_counter() + 300
+        while register_applied(worker.port) < registered and time.perf_counter() < deadline:
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+    # Phase 2: swipes already waiting on the topic, one fresh worker, timed from ready to done.
+    rate = asyncio.run(load(stack, prefix, sim, args.swipes))
     worker = WorkerProcess(data / f"run{run}", env, free_port())
     worker.start()
     try:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -108,22 +108,22 @@ def create_api(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         started = time.perf_counter()
-        if request.url.path.startswith("/v1/") and tokens:
-            header = request.headers.get("authorization", "")
-            if not header.lower().startswith("bearer "):
-                response: Response = error(401, "unauthorized", "a bearer token is required")
-            elif header[7:].strip() not in tokens:
-                response = error(403, "forbidden", "the token is not accepted")
-            else:
-                response = await call_next(request)
-        else:
-            response = await call_next(request)
+        response = await call_next(request)
         route = request.scope.get("route")
         template = getattr(route, "path", "unmatched")
         metrics.API_REQUESTS.labels(route=template, status=str(response.status_code)).observe(
             time.perf_counter() - started
         )
         return response
+
+    def authorized(request: Request) -> None:
+        if not tokens:
+            return
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("bearer "):
+            raise ApiError(401, "unauthorized", "a bearer token is required")
+        if header[7:].strip() not in tokens:
+            raise ApiError(403, "forbidden", "the token is not accepted")
 
     def month_of(text: str | None) -> Month:
         if text is None:
@@ -141,7 +141,11 @@ def create_api(
             raise ApiError(404, "household_not_found", f"no household {household_id!r}")
         return bonus_body(household_id, month, state, rules)
 
-    @app.get("/v1/households/{household_id}/bonus", summary="A household's bonus for a month")
+    @app.get(
+        "/v1/households/{household_id}/bonus",
+        summary="A household's bonus for a month",
+        dependencies=[Depends(authorized)],
+    )
     async def get_household_bonus(household_id: str, month: str | None = None) -> JSONBody:
         if not _HOUSEHOLD_ID.match(household_id):
             raise ApiError(
@@ -149,7 +153,11 @@ def create_api(
             )
         return JSONBody(await household_bonus(household_id, month_of(month)))
 
-    @app.get("/v1/cards/{card}/bonus", summary="The bonus of the card's household for a month")
+    @app.get(
+        "/v1/cards/{card}/bonus",
+        summary="The bonus of the card's household for a month",
+        dependencies=[Depends(authorized)],
+    )
     async def get_card_bonus(card: str, month: str | None = None) -> JSONBody:
         if not _CARD.match(card):
             raise ApiError(400, "invalid_card", "a card number is 6-20 digits")

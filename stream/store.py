@@ -169,6 +169,16 @@ class Store:
     async def held_count(self) -> int:
         return int(await self.redis.get(self.key("held", "count")) or 0)
 
+    async def cards_with_held(self, cards: list[str]) -> list[str]:
+        """The cards among ``cards`` that have swipes on hold (one round trip)."""
+        if not cards:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for card in cards:
+                pipe.exists(self.key("held", card))
+            found = await pipe.execute()
+        return [card for card, n in zip(cards, found, strict=True) if n]
+
     async def known_cards(self, cards: list[str]) -> set[str]:
         if not cards:
             return set()
