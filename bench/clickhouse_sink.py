@@ -24,8 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stream.analytics import COLUMNS, TABLE, PurchaseLineSink, row_to_tuple  # noqa: E402
-from stream.clickhouse import (  # noqa: E402
+from stream.analytics import COLUMNS, TABLE, PurchaseLineSink, row_to_tuple
+from stream.clickhouse import (
     ClickHouse,
     ClickHouseServerProcess,
     connect,
@@ -135,19 +135,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-clickhouse-") as tmp:
         for engine in engines:
             server: ClickHouseServerProcess | None = None
+            url_for: Callable[[str], str]
             if engine == "chdb":
-                path = Path(tmp) / "chdb"
-
-                def url_for(db: str, path: Path = path) -> str:
-                    return f"chdb://{path}?database={db}"
-
+                url_for = f"chdb://{Path(tmp) / 'chdb'}?database={{}}".format
             elif engine == "server":
                 if args.server_url:
-                    base = args.server_url.rstrip("/")
-
-                    def url_for(db: str, base: str = base) -> str:
-                        return f"{base}/{db}"
-
+                    url_for = (args.server_url.rstrip("/") + "/{}").format
                 elif find_clickhouse_server() is None:
                     print("server: skipped (clickhouse-server is not installed)")
                     continue

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from stream import payouts_cli
+from stream import analytics_cli, payouts_cli
 from stream.cli_support import Handler, load_rules_or_exit, settings_or_exit
 from stream.settings import Settings
 
@@ -72,7 +72,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     demo.add_argument("--households", type=int, default=200, help="simulated households")
     demo.add_argument("--seconds", type=float, default=0, help="stop after this long (0 = Ctrl-C)")
 
-    for module in (payouts_cli,):
+    for module in (payouts_cli, analytics_cli):
         handlers.update(module.add_commands(sub))
     return parser, handlers
 

@@ -22,7 +22,12 @@ from stream.simulator import Simulator
 from stream.worker import ensure_topics
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the demo as cleanly as Ctrl-C
+
+
 def run_demo(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     data_dir = Path(args.data_dir).absolute()
     # A fresh stack each run: the broker keeps topics in memory only, so old Redis state
     # would not match the topics' offsets.

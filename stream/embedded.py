@@ -3,8 +3,10 @@
 Used by ``loyalty demo``, the benchmark and the integration tests. ClickHouse needs no process
 here: the embedded engine is chdb, in-process, addressed as ``chdb:///<data_dir>/chdb``.
 
-Every server is a child process of ours, in our process group, so Ctrl-C and a normal exit take
-it down with us. A parent killed with SIGKILL runs no cleanup code at all, so on Linux each child
+Every server is a child process of ours in a session of its own: Ctrl-C at a terminal reaches
+only us, and we stop the children in order (the worker before the broker it commits to, the
+broker last), on Ctrl-C and on a normal exit alike (``atexit``). A parent killed with SIGKILL
+runs no cleanup code at all, so on Linux each child
 also asks the kernel (``prctl(PR_SET_PDEATHSIG)``) to signal it when its parent dies; without
 that a ``kill -9`` of a test run or of ``loyalty demo`` would leave a broker holding its port.
 This is best effort: the death signal is tied to the *thread* that started the child (start
@@ -267,6 +269,7 @@ class ManagedProcess:
                 cwd=self.data_dir,
                 env=self.environment(),
                 preexec_fn=parent_death_preexec(self.death_signal),  # noqa: PLW1509
+                start_new_session=True,
                 close_fds=True,
             )
         except BaseException:

@@ -18,7 +18,9 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 class LoyaltyProcess(ManagedProcess):
     """``python -m stream.cli ARGS`` with a given ``LOYALTY_*`` environment."""
 
-    death_signal: ClassVar[signal.Signals] = signal.SIGTERM  # a graceful stop if we die
+    # If we die uncleanly the broker dies with us, and a graceful stop would wait on it: kill.
+    # Safe: delivery is at least once and every effect is idempotent.
+    death_signal: ClassVar[signal.Signals] = signal.SIGKILL
     args: ClassVar[tuple[str, ...]] = ()
 
     def __init__(

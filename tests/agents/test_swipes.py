@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import signal
+from decimal import Decimal
 
 import httpx
 import orjson
@@ -13,7 +14,7 @@ from models.rules import load_rules
 from models.swipe import parse_swipe
 from tests.agents.conftest import Deployment
 from tests.support import events
-from tests.support.services import wait_until
+from tests.support.services import metric, wait_until
 
 CONTRACT_SWIPE = {
     "schema": "swipe/1",
@@ -271,3 +272,49 @@ def test_blocked_and_expired_cards_earn_nothing_and_are_dead_lettered(
     ]
     acc = wait_until(lambda: deployment.accumulator("HB", "2026-11"), timeout=30, what="B-3")
     assert acc["swipes"] == 1
+
+
+def test_purchase_lines_reach_clickhouse_once_each_under_redelivery(deployment: Deployment) -> None:
+    from stream.clickhouse import connect  # noqa: PLC0415 (chdb opens only when asked)
+
+    register_household(deployment, "HA", "6390000000000321")
+    lines = [
+        {"sku": "a", "product_group": "dairy", "quantity": 1.5, "amount_cents": 300},
+        {
+            "sku": "FUEL95",
+            "product_group": "fuel",
+            "quantity": 1,
+            "amount_cents": 2000,
+            "fuel_ml": 10000,
+        },
+        {"sku": "g", "product_group": "gift_card", "quantity": 1, "amount_cents": 5000},
+    ]
+    purchase = events.swipe("L-1", "6390000000000321", lines=lines)
+    back = events.swipe("L-2", "6390000000000321", kind="return", lines=lines[:1])
+    deployment.send("swipes", [purchase, purchase, back, purchase])
+    worker = deployment.start_worker()
+    wait_until(lambda: deployment.accumulator("HA", "2026-11").get("swipes") == 2, timeout=60)
+    # Redelivered swipes are written again (a crash may have come between Redis and Kafka);
+    # the table keeps one row per (event_id, line_no).
+    wait_until(
+        lambda: metric(worker.metrics_url, 'loyalty_clickhouse_lines_total{engine="chdb"}') >= 4,
+        timeout=60,
+        what="lines written",
+    )
+    worker.stop()  # chdb opens in one process at a time
+    with connect(deployment.env["LOYALTY_CLICKHOUSE_URL"]) as ch:
+        rows = ch.query(
+            "SELECT event_id, line_no, amount_cents, quantity, fuel_ml, bonus_eligible, kind,"
+            " month, household_key FROM purchase_lines FINAL ORDER BY event_id, line_no"
+        )
+    assert [r[:3] for r in rows] == [
+        ("L-1", 0, 300),
+        ("L-1", 1, 2000),
+        ("L-1", 2, 5000),
+        ("L-2", 0, -300),
+    ]
+    assert [r[3] for r in rows] == [Decimal("1.5"), 1, 1, Decimal("-1.5")]
+    assert [r[4] for r in rows] == [0, 10000, 0, 0]
+    assert [r[5] for r in rows] == [1, 1, 0, 1]  # gift cards earn no bonus
+    assert {str(r[7]) for r in rows} == {"2026-11-01"}
+    assert len({r[8] for r in rows}) == 1 and "HA" not in str(rows)

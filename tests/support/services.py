@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -174,3 +175,13 @@ def partitions_of(bootstrap: str, topic: str) -> set[int]:
             await producer.stop()
 
     return asyncio.run(run())
+
+
+def metric(url: str, series: str) -> float:
+    """One series' value (``name{labels}`` as exposed) on a /metrics page; 0 if absent."""
+
+    with urllib.request.urlopen(url, timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(series + " "):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
