@@ -11,6 +11,7 @@ import argparse
 import csv
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import IO, Any
@@ -24,6 +25,7 @@ from models.rules import load_rules
 from stream.analytics import drop_old_partitions, retention_cutoff
 from stream.cli_support import Handler
 from stream.clickhouse import ClickHouse, ClickHouseError, connect, migrate
+from stream.redis_retention import expire_months
 from stream.segments import (
     CHANNELS,
     ExportResult,
@@ -194,6 +196,21 @@ def cmd_retention_run(args: argparse.Namespace, settings: Settings) -> int:
         )
         for p in dropped:
             _out(sys.stdout, f"  {verb} {p.table} {p.month:%Y-%m} ({p.rows} rows)")
+        keep_from = Month(cutoff.year, cutoff.month)
+        with redis.Redis.from_url(settings.redis_url) as r:
+            removed = expire_months(r, settings.redis_prefix, keep_from, dry_run=args.dry_run)
+            held_past = r.zcount(
+                f"{settings.redis_prefix}held:index",
+                "-inf",
+                time.time() - settings.hold_days * 86400,
+            )
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(removed.items())) or "nothing"
+        _out(sys.stdout, f"Redis retention: {verb} keys of months before {keep_from}: {kinds}")
+        _out(
+            sys.stdout,
+            f"Held swipes past {settings.hold_days} days: {held_past} card(s) "
+            "(the worker's hold sweep sends them to dead letters as card_unknown)",
+        )
         return 0
 
     return _run(args, settings, body)
@@ -304,18 +321,20 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
         subparsers,
         "retention",
         None,
-        "drop analytics data older than the retention period",
-        "Retention of the analytics data.\n\n" + _CHDB_NOTE,
+        "drop purchase data and per-month state older than the retention period",
+        "Retention of purchase data (ClickHouse) and per-month state (Redis).\n\n" + _CHDB_NOTE,
     )
     ret_sub = retention.add_subparsers(dest="retention_command", metavar="COMMAND", required=True)
     run = _parser(
         ret_sub,
         "run",
         cmd_retention_run,
-        "drop the ClickHouse months older than the retention period",
+        "drop the months older than the retention period",
         "Drop the monthly partitions of purchase_lines and household_segments older than "
         "LOYALTY_RETENTION_MONTHS (the current month, in the rules' time zone, counts as "
-        "one) and print them.\n\n" + _CHDB_NOTE,
+        "one), and the Redis accumulators, seen event ids, payout records and month markers "
+        "of those months; print what goes. Swipes held past LOYALTY_HOLD_DAYS are counted: "
+        "the worker dead-letters them.\n\n" + _CHDB_NOTE,
     )
     run.add_argument("--dry-run", action="store_true", help="only print what would be dropped")
     run.add_argument(
