@@ -12,19 +12,20 @@ import faust
 from models.rules import Rules, load_rules
 from stream import metrics
 from stream.pipeline import RegisterProcessor, SwipeProcessor, Topics
+from stream.publishing import ConfirmingPublisher
 from stream.settings import Settings
 from stream.store import Store
 
 log = logging.getLogger(__name__)
 
 
-class FaustPublisher:
-    """``pipeline.Publisher`` over Faust's producer: sends now, ``flush`` awaits delivery."""
+class FaustPublisher(ConfirmingPublisher):
+    """Records through Faust's producer, confirmed on ``flush``."""
 
     def __init__(self, app: faust.App) -> None:
+        super().__init__()
         self.app = app
         self._topics: dict[str, Any] = {}
-        self._pending: list[asyncio.Future[Any]] = []
 
     def _topic(self, name: str) -> Any:
         topic = self._topics.get(name)
@@ -34,17 +35,8 @@ class FaustPublisher:
             )
         return topic
 
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        self._pending.append(await self._topic(topic).send(key=key, value=value))
-
-    async def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        try:
-            await asyncio.gather(*pending)
-        except BaseException:
-            # Nothing was lost: the batch is not acked, so it is processed again.
-            self._pending = []
-            raise
+    async def _produce(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
+        return await self._topic(topic).send(key=key, value=value)  # type: ignore[no-any-return]
 
 
 class LoyaltyApp(faust.App):

@@ -13,7 +13,6 @@ from stream import metrics
 from stream.deadletters import dead_letter
 from stream.payouts import CloseError, close_month
 from stream.pipeline import Publisher, SwipeProcessor, Topics
-from stream.retry import retry_forever
 from stream.settings import Settings
 from stream.store import Store
 
@@ -45,7 +44,7 @@ async def sweep_hold(
             )
             await publisher.send(topics.dead_letters, card.encode(), value)
             metrics.DEAD_LETTERS.labels(source="swipes", reason="card_unknown").inc()
-        await retry_forever(publisher.flush, dependency="kafka")
+        await publisher.flush()
         counts["expired"] += await store.release_held(card, list(held))
     metrics.HELD_SWIPES.set(await store.held_count())
     return counts

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaProducer
 
+from stream.publishing import ConfirmingPublisher
+
 
 def bootstrap_servers(kafka_url: str) -> str:
     """``kafka://h1:9092;h2:9092`` (Faust style) -> ``h1:9092,h2:9092``."""
@@ -17,17 +19,17 @@ def bootstrap_servers(kafka_url: str) -> str:
     ).rstrip("/")
 
 
-class KafkaPublisher:
-    """``pipeline.Publisher`` over aiokafka; ``flush`` waits for every acknowledgement."""
+class KafkaPublisher(ConfirmingPublisher):
+    """Records through a plain aiokafka producer, confirmed on ``flush``."""
 
     def __init__(self, kafka_url: str, **options: Any) -> None:
+        super().__init__()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers(kafka_url),
             acks="all",
             linger_ms=5,
             **options,
         )
-        self._pending: list[asyncio.Future[Any]] = []
 
     async def start(self) -> None:
         await self._producer.start()
@@ -45,9 +47,5 @@ class KafkaPublisher:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        self._pending.append(await self._producer.send(topic, value=value, key=key))
-
-    async def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        await asyncio.gather(*pending)
+    async def _produce(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
+        return await self._producer.send(topic, value=value, key=key)  # type: ignore[no-any-return]

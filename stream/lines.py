@@ -79,18 +79,13 @@ class LinesProcessor:
                 letter = dead_letter(
                     self.topics.purchase_lines, record.key, record.value, "invalid_rows", str(exc)
                 )
-                await retry_forever(
-                    lambda letter=letter, key=record.key: self.publisher.send(  # type: ignore[misc]
-                        self.topics.dead_letters, key, letter
-                    ),
-                    dependency="kafka",
-                )
+                await self.publisher.send(self.topics.dead_letters, record.key, letter)
         written = await retry_forever(
             lambda: self._call(sink.flush, force=True),
             dependency="clickhouse",
             transient=(ClickHouseError, OSError),
         )
-        await retry_forever(self.publisher.flush, dependency="kafka")
+        await self.publisher.flush()
         metrics.BATCH_SIZE.labels(stage="analytics").observe(written)
         metrics.BATCH_SECONDS.labels(stage="analytics").observe(time.perf_counter() - started)
         return written

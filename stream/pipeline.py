@@ -43,7 +43,8 @@ ROWS_PER_MESSAGE = 1000  # purchase lines per message of the internal topic (abo
 
 
 class Publisher(Protocol):
-    """Sends records to Kafka; ``flush`` returns when all sent records are acknowledged."""
+    """Sends records to Kafka; ``flush`` returns only when every record sent is acknowledged
+    (re-sending what failed), so a caller may ack its input right after (see publishing)."""
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> None: ...
 
@@ -100,7 +101,7 @@ class SwipeProcessor:
             if item is not None:
                 parsed.append(item)
         counts = await self._apply(parsed)
-        await retry_forever(self.publisher.flush, dependency="kafka")
+        await self.publisher.flush()
         metrics.BATCH_SIZE.labels(stage="swipes").observe(len(records))
         metrics.BATCH_SECONDS.labels(stage="swipes").observe(time.perf_counter() - started)
         counts["rejected"] = len(records) - len(parsed)
@@ -115,7 +116,7 @@ class SwipeProcessor:
             if item is not None:
                 parsed.append(item)
         counts = await self._apply(parsed)
-        await retry_forever(self.publisher.flush, dependency="kafka")
+        await self.publisher.flush()
         return counts
 
     async def _parse(self, record: Record, *, from_hold: bool = False) -> _Parsed | None:
@@ -176,7 +177,7 @@ class SwipeProcessor:
         # Few large messages, not one per swipe: far less producer work per swipe.
         for chunk in chunks(rows, ROWS_PER_MESSAGE):
             key = str(chunk[0]["event_id"]).encode()
-            await self._send(self.topics.purchase_lines, key, orjson.dumps(chunk))
+            await self.publisher.send(self.topics.purchase_lines, key, orjson.dumps(chunk))
         return counts
 
     def _entry(self, p: _Parsed) -> dict[str, Any]:
@@ -228,10 +229,7 @@ class SwipeProcessor:
         if reason not in {"card_blocked", "card_expired"}:
             metrics.SWIPES.labels(kind=kind, outcome="rejected").inc()
         value = dead_letter(self.topics.swipes, record.key, record.value, reason, detail)
-        await self._send(self.topics.dead_letters, record.key, value)
-
-    async def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        await retry_forever(lambda: self.publisher.send(topic, key, value), dependency="kafka")
+        await self.publisher.send(self.topics.dead_letters, record.key, value)
 
 
 class RegisterProcessor:
@@ -274,7 +272,7 @@ class RegisterProcessor:
             lambda: self.store.cards_with_held(cards), dependency="redis"
         ):
             await self.swipes.credit_held(card)
-        await retry_forever(self.publisher.flush, dependency="kafka")
+        await self.publisher.flush()
         metrics.BATCH_SIZE.labels(stage="register").observe(len(records))
         metrics.BATCH_SECONDS.labels(stage="register").observe(time.perf_counter() - started)
         return counts
@@ -282,10 +280,7 @@ class RegisterProcessor:
     async def _reject(self, record: Record, reason: str, detail: str) -> None:
         metrics.DEAD_LETTERS.labels(source="register", reason=reason).inc()
         value = dead_letter(self.topics.register, record.key, record.value, reason, detail)
-        await retry_forever(
-            lambda: self.publisher.send(self.topics.dead_letters, record.key, value),
-            dependency="kafka",
-        )
+        await self.publisher.send(self.topics.dead_letters, record.key, value)
 
 
 def _event_type(event: RegisterEvent) -> str:

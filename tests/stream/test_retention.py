@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 import pytest
+import redis
 
 from stream import analytics_cli
 from stream.analytics import (
@@ -18,6 +19,7 @@ from stream.analytics import (
     retention_plan,
 )
 from stream.clickhouse import ClickHouse, migrate
+from stream.embedded import RedisServer
 from stream.segments import build_segments
 from stream.settings import Settings
 
@@ -93,8 +95,21 @@ def test_retention_drops_exactly_the_old_months(months_of_data: ClickHouse) -> N
     assert drop_old_partitions(client, TODAY, 24) == []  # nothing left to do
 
 
-def test_cli_retention_run(months_of_data: ClickHouse, capsys: pytest.CaptureFixture[str]) -> None:
-    settings = Settings(_env_file=None, clickhouse_url=months_of_data.url)
+def test_cli_retention_run(
+    months_of_data: ClickHouse,
+    capsys: pytest.CaptureFixture[str],
+    redis_server: RedisServer,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+) -> None:
+    settings = Settings(
+        _env_file=None,
+        clickhouse_url=months_of_data.url,
+        redis_url=redis_server.url,
+        redis_prefix=redis_prefix,
+    )
+    redis_client.hset(f"{redis_prefix}acc:H1:2024-09", "swipes", 1)
+    redis_client.hset(f"{redis_prefix}hh:H1", "co_op", "x")
     parser = argparse.ArgumentParser(prog="loyalty")
     handlers = analytics_cli.add_commands(parser.add_subparsers(dest="command"))
 
@@ -109,10 +124,15 @@ def test_cli_retention_run(months_of_data: ClickHouse, capsys: pytest.CaptureFix
     assert "would drop" in out and "purchase_lines 2024-09 (1 rows)" in out
     assert len(_months(months_of_data, "purchase_lines")) == 27
 
+    assert "would drop keys of months before" in out and "1 acc" in out
+    assert redis_client.exists(f"{redis_prefix}acc:H1:2024-09") == 1
+
     args = parser.parse_args(["retention", "run", "--months", "1"])
     assert handlers[args.command](args, settings) == 0
     assert "dropped purchase_lines 2024-09" in capsys.readouterr().out
     assert len(_months(months_of_data, "purchase_lines")) <= 1
+    assert redis_client.exists(f"{redis_prefix}acc:H1:2024-09") == 0
+    assert redis_client.exists(f"{redis_prefix}hh:H1") == 1
 
 
 def test_cli_migrate(clickhouse: ClickHouse, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,78 @@
+"""Delivery that survives a failed send: ``flush`` returns only when every record is acked.
+
+A failed produce future cannot be awaited again, so the pending records are kept with their
+futures, and those that failed are sent anew (with backoff) until the broker confirms them.
+Callers ack their input only after ``flush`` returned, so nothing is lost in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from stream.metrics import TRANSIENT_ERRORS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Pending:
+    topic: str
+    key: bytes | None
+    value: bytes
+    delivery: asyncio.Future[Any]
+
+
+class ConfirmingPublisher(ABC):
+    """``pipeline.Publisher``: ``send`` queues, ``flush`` waits for (and retries) delivery."""
+
+    max_delay = 5.0
+
+    def __init__(self) -> None:
+        self._pending: list[_Pending] = []
+
+    @abstractmethod
+    async def _produce(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
+        """Hand one record to the producer; the future resolves when the broker acked it."""
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self._pending.append(_Pending(topic, key, value, await self._send_once(topic, key, value)))
+
+    async def _send_once(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
+        try:
+            return await self._produce(topic, key, value)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
+
+    async def flush(self) -> None:
+        delay = 0.1
+        while self._pending:
+            results = await asyncio.gather(
+                *(p.delivery for p in self._pending), return_exceptions=True
+            )
+            failed = [
+                p
+                for p, r in zip(self._pending, results, strict=True)
+                if isinstance(r, BaseException)
+            ]
+            if not failed:
+                self._pending = []
+                return
+            for result in results:
+                if isinstance(result, asyncio.CancelledError):
+                    raise result
+            TRANSIENT_ERRORS.labels(dependency="kafka").inc()
+            log.warning("%d record(s) not delivered, sending again in %.1fs", len(failed), delay)
+            await asyncio.sleep(delay)
+            delay = min(self.max_delay, delay * 2)
+            self._pending = [
+                _Pending(p.topic, p.key, p.value, await self._send_once(p.topic, p.key, p.value))
+                for p in failed
+            ]

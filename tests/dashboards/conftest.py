@@ -1,0 +1,87 @@
+"""Fixtures of the dashboard tests: demo data, loaded into both ClickHouse engines.
+
+``dashboard_clickhouse`` is a client on a database of its own holding the demo purchase lines
+(plus a tenth of them delivered twice, as Kafka may) and segment builds for October and
+November 2026, on each engine: chdb (in process, current ClickHouse) and the Debian
+``clickhouse-server`` 18.16 (skipped when it is not installed). It is module-scoped: loading
+takes a few seconds and every query test only reads.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from stream.analytics import PurchaseLineSink
+from stream.clickhouse import (
+    ClickHouse,
+    ClickHouseServerProcess,
+    connect,
+    find_clickhouse_server,
+    migrate,
+)
+from stream.embedded import RedisServer
+from stream.segments import build_segments
+from tests.dashboards.demo_data import DemoData, generate
+from tests.support.services import unique_id
+
+
+@pytest.fixture(scope="session")
+def demo(redis_server: RedisServer) -> DemoData:
+    return generate(redis_server.url, f"{unique_id('dash')}:")
+
+
+@pytest.fixture(scope="session")
+def dashboard_clickhouse_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ClickHouseServerProcess]:
+    if find_clickhouse_server() is None:
+        pytest.skip(
+            "clickhouse-server is not installed (Debian: apt-get install clickhouse-server; "
+            "`make sysdeps` does it)"
+        )
+    with ClickHouseServerProcess(tmp_path_factory.mktemp("dashboards-clickhouse")) as server:
+        yield server
+
+
+def load_demo(client: ClickHouse, demo: DemoData) -> None:
+    migrate(client)
+    sink = PurchaseLineSink(client, batch_size=10_000, batch_seconds=1.0)
+    sink.write(demo.rows)
+    sink.write(demo.redelivered)  # a second insert, another part: only FINAL merges them
+    for month in (date(2026, 10, 1), date(2026, 11, 1)):
+        build_segments(client, month, 3)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("chdb", id="chdb"),
+        pytest.param(
+            "server", id="server", marks=[pytest.mark.integration, pytest.mark.clickhouse_server]
+        ),
+    ],
+)
+def dashboard_clickhouse(
+    request: pytest.FixtureRequest, demo: DemoData, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ClickHouse]:
+    database = f"dash_{uuid.uuid4().hex[:10]}"
+    if request.param == "server":
+        server: ClickHouseServerProcess = request.getfixturevalue("dashboard_clickhouse_server")
+        url = server.url_for(database)
+    else:
+        path: Path = tmp_path_factory.mktemp("dashboards-chdb") / "data"
+        url = f"chdb://{path}?database={database}"
+    client = connect(url)
+    try:
+        load_demo(client, demo)
+        yield client
+    finally:
+        try:
+            client.execute(f"DROP DATABASE IF EXISTS {database}")
+        finally:
+            client.close()
