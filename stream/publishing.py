@@ -33,13 +33,18 @@ class ConfirmingPublisher(ABC):
 
     def __init__(self) -> None:
         self._pending: list[_Pending] = []
+        # One flush at a time: a flush that finds another running waits for it, so when it
+        # returns, every record sent before it was called is confirmed, by one or the other.
+        self._flushing = asyncio.Lock()
 
     @abstractmethod
     async def _produce(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
         """Hand one record to the producer; the future resolves when the broker acked it."""
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        self._pending.append(_Pending(topic, key, value, await self._send_once(topic, key, value)))
+        delivery = await self._send_once(topic, key, value)
+        # Appended after the await: a flush may have swapped the list in the meantime.
+        self._pending.append(_Pending(topic, key, value, delivery))
 
     async def _send_once(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
         try:
@@ -52,27 +57,31 @@ class ConfirmingPublisher(ABC):
             return failed
 
     async def flush(self) -> None:
-        delay = 0.1
-        while self._pending:
-            results = await asyncio.gather(
-                *(p.delivery for p in self._pending), return_exceptions=True
-            )
-            failed = [
-                p
-                for p, r in zip(self._pending, results, strict=True)
-                if isinstance(r, BaseException)
-            ]
-            if not failed:
-                self._pending = []
-                return
-            for result in results:
-                if isinstance(result, asyncio.CancelledError):
-                    raise result
-            TRANSIENT_ERRORS.labels(dependency="kafka").inc()
-            log.warning("%d record(s) not delivered, sending again in %.1fs", len(failed), delay)
-            await asyncio.sleep(delay)
-            delay = min(self.max_delay, delay * 2)
-            self._pending = [
-                _Pending(p.topic, p.key, p.value, await self._send_once(p.topic, p.key, p.value))
-                for p in failed
-            ]
+        async with self._flushing:
+            pending, self._pending = self._pending, []
+            delay = 0.1
+            while pending:
+                results = await asyncio.gather(
+                    *(p.delivery for p in pending), return_exceptions=True
+                )
+                for result in results:
+                    if isinstance(result, asyncio.CancelledError):
+                        self._pending = pending + self._pending
+                        raise result
+                pending = [
+                    p for p, r in zip(pending, results, strict=True) if isinstance(r, BaseException)
+                ]
+                if not pending:
+                    return
+                TRANSIENT_ERRORS.labels(dependency="kafka").inc()
+                log.warning(
+                    "%d record(s) not delivered, sending again in %.1fs", len(pending), delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(self.max_delay, delay * 2)
+                pending = [
+                    _Pending(
+                        p.topic, p.key, p.value, await self._send_once(p.topic, p.key, p.value)
+                    )
+                    for p in pending
+                ]
