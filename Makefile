@@ -25,7 +25,7 @@ install: $(STAMP) ## create .venv and install the project with its dev tools
 
 sysdeps: ## apt-get the Debian servers the tests use (clickhouse-server, prometheus) if missing
 	@missing=""; \
-	command -v clickhouse-server >/dev/null || [ -x /usr/bin/clickhouse ] || missing="$$missing clickhouse-server"; \
+	command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] || missing="$$missing clickhouse-server"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
