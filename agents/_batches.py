@@ -1,4 +1,4 @@
-"""The one loop every consuming agent runs: take a batch, handle it, then ack it."""
+"""The one shape every consuming agent has: take a batch, handle it, then ack it."""
 
 from __future__ import annotations
 
@@ -13,13 +13,38 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+Handler = Callable[[list[Record]], Awaitable[object]]
 
-async def run_batches(
+
+def batch_agent(
     app: LoyaltyApp,
-    stream: Any,
-    handle: Callable[[list[Record]], Awaitable[object]],
+    topic_name: str,
+    name: str,
+    make_handler: Callable[[], Handler],
+    *,
     size: int,
     within: float,
+) -> None:
+    """Attach agent ``name`` consuming ``topic_name`` in batches handed to ``make_handler()``.
+
+    ``concurrency=1``: with more, Faust can commit past an event still in flight.
+    """
+    topic = app.topic(
+        topic_name,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=app.settings.swipe_partitions,
+    )
+
+    async def agent(stream: Any) -> None:
+        await run_batches(app, stream, make_handler(), size, within)
+
+    agent.__name__ = agent.__qualname__ = name
+    app.agent(topic, concurrency=1, name=name)(agent)
+
+
+async def run_batches(
+    app: LoyaltyApp, stream: Any, handle: Handler, size: int, within: float
 ) -> None:
     # noack_take: a batch is acked only after it was handled, never on cancellation, so a
     # stopping or killed worker leaves it to be processed again (idempotently).

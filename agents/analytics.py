@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from agents._batches import run_batches
+from agents._batches import batch_agent
 from stream.app import FaustPublisher
 from stream.lines import LinesProcessor
 
@@ -16,20 +16,11 @@ ROWS_PER_MESSAGE_GUESS = 250  # a message carries up to 1000 rows; most carry fe
 
 def register(app: LoyaltyApp) -> None:
     settings = app.settings
-    topic = app.topic(
+    batch_agent(
+        app,
         app.topic_names.purchase_lines,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.swipe_partitions,
+        "analytics",
+        lambda: LinesProcessor(settings, FaustPublisher(app)).process,
+        size=max(1, settings.analytics_batch_size // ROWS_PER_MESSAGE_GUESS),
+        within=settings.analytics_batch_seconds,
     )
-    messages = max(1, settings.analytics_batch_size // ROWS_PER_MESSAGE_GUESS)
-
-    @app.agent(topic, concurrency=1, name="analytics")
-    async def write_lines(stream: Any) -> None:
-        processor = LinesProcessor(settings, FaustPublisher(app))
-        try:
-            await run_batches(
-                app, stream, processor.process, messages, settings.analytics_batch_seconds
-            )
-        finally:
-            await processor.close()

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from agents._batches import run_batches
+from agents._batches import batch_agent
 
 if TYPE_CHECKING:
     from stream.app import LoyaltyApp
 
 
 def register(app: LoyaltyApp) -> None:
-    settings = app.settings
-    topic = app.topic(
+    batch_agent(
+        app,
         app.topic_names.swipes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.swipe_partitions,
+        "swipes",
+        lambda: app.swipe_processor().process,
+        size=app.settings.batch_size,
+        within=app.settings.batch_seconds,
     )
-
-    @app.agent(topic, concurrency=1, name="swipes")
-    async def process_swipes(stream: Any) -> None:
-        processor = app.swipe_processor()
-        await run_batches(
-            app, stream, processor.process, settings.batch_size, settings.batch_seconds
-        )

@@ -25,6 +25,7 @@ if _ROOT not in sys.path:
 
 import redis  # noqa: E402
 
+from stream.clickhouse import ClickHouseServerProcess, find_clickhouse_server  # noqa: E402
 from stream.embedded import RedisServer, TansuBroker  # noqa: E402
 from tests.support.processes import CliProcess, RunCli  # noqa: E402
 from tests.support.processes import run_cli as _run_cli  # noqa: E402
@@ -66,6 +67,20 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A Redis/Valkey server (AOF, ``appendfsync always``) for the session; prefix your keys."""
     with RedisServer(tmp_path_factory.mktemp("redis"), fsync="always") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def clickhouse_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ClickHouseServerProcess]:
+    """The Debian ClickHouse server (18.16) for the whole session."""
+    if find_clickhouse_server() is None:
+        pytest.skip(
+            "clickhouse-server is not installed (Debian: apt-get install clickhouse-server; "
+            "`make sysdeps` does it)"
+        )
+    with ClickHouseServerProcess(tmp_path_factory.mktemp("clickhouse-server")) as server:
         yield server
 
 

@@ -16,27 +16,7 @@ from tests.agents.conftest import Deployment
 from tests.support import events
 from tests.support.services import metric, wait_until
 
-CONTRACT_SWIPE = {
-    "schema": "swipe/1",
-    "event_id": "POS-0042-20261121-000173",
-    "kind": "purchase",
-    "card": "6390001234567890",
-    "store_id": "S0042",
-    "occurred_at": "2026-11-21T14:03:12+02:00",
-    "currency": "EUR",
-    "payment_method": "s_etukortti_visa",
-    "total_cents": 2347,
-    "lines": [
-        {"sku": "6408430000012", "product_group": "dairy", "quantity": 2, "amount_cents": 398},
-        {
-            "sku": "FUEL95",
-            "product_group": "fuel",
-            "quantity": 1,
-            "amount_cents": 1949,
-            "fuel_ml": 10250,
-        },
-    ],
-}
+CONTRACT_SWIPE = orjson.loads(events.CONTRACT_EXAMPLE)
 
 
 def register_household(d: Deployment, household_id: str, card: str, **household: object) -> None:

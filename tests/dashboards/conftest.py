@@ -21,7 +21,6 @@ from stream.clickhouse import (
     ClickHouse,
     ClickHouseServerProcess,
     connect,
-    find_clickhouse_server,
     migrate,
 )
 from stream.embedded import RedisServer
@@ -33,19 +32,6 @@ from tests.support.services import unique_id
 @pytest.fixture(scope="session")
 def demo(redis_server: RedisServer) -> DemoData:
     return generate(redis_server.url, f"{unique_id('dash')}:")
-
-
-@pytest.fixture(scope="session")
-def dashboard_clickhouse_server(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ClickHouseServerProcess]:
-    if find_clickhouse_server() is None:
-        pytest.skip(
-            "clickhouse-server is not installed (Debian: apt-get install clickhouse-server; "
-            "`make sysdeps` does it)"
-        )
-    with ClickHouseServerProcess(tmp_path_factory.mktemp("dashboards-clickhouse")) as server:
-        yield server
 
 
 def load_demo(client: ClickHouse, demo: DemoData) -> None:
@@ -71,7 +57,7 @@ def dashboard_clickhouse(
 ) -> Iterator[ClickHouse]:
     database = f"dash_{uuid.uuid4().hex[:10]}"
     if request.param == "server":
-        server: ClickHouseServerProcess = request.getfixturevalue("dashboard_clickhouse_server")
+        server: ClickHouseServerProcess = request.getfixturevalue("clickhouse_server")
         url = server.url_for(database)
     else:
         path: Path = tmp_path_factory.mktemp("dashboards-chdb") / "data"

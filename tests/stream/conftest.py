@@ -20,25 +20,10 @@ from stream.clickhouse import (
     ClickHouse,
     ClickHouseServerProcess,
     connect,
-    find_clickhouse_server,
 )
 from stream.pseudonym import household_key
 
 PSEUDONYM_KEY = b"test-pseudonym-key"
-
-
-@pytest.fixture(scope="session")
-def clickhouse_server(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ClickHouseServerProcess]:
-    """The Debian ClickHouse server (18.16) for the whole session."""
-    if find_clickhouse_server() is None:
-        pytest.skip(
-            "clickhouse-server is not installed (Debian: apt-get install clickhouse-server; "
-            "`make sysdeps` does it)"
-        )
-    with ClickHouseServerProcess(tmp_path_factory.mktemp("clickhouse-server")) as server:
-        yield server
 
 
 @pytest.fixture(scope="session")
