@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import shutil
 import signal
 import time
@@ -28,6 +29,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the demo
     data_dir = Path(args.data_dir).absolute()
     # A fresh stack each run: the broker keeps topics in memory only, so old Redis state
     # would not match the topics' offsets.
@@ -108,6 +110,8 @@ async def _simulate(
                 await publisher.send(swipes_topic, key, value[:-7])  # a torn message: dead letter
             while later and later[0][0] <= time.monotonic():
                 await publisher.send(register_topic, *later.pop(0)[1])
+            if first_seen is None and sent % 10 == 0:
+                first_seen = await _first_balance(http, api_url, watched, started)
             if time.monotonic() - last_report >= 5:
                 await publisher.flush()
                 last_report = time.monotonic()
@@ -133,3 +137,16 @@ async def _simulate(
 
 def _percent(bp: int) -> str:
     return f"{bp // 100}.{bp % 100:02d} %"
+
+
+async def _first_balance(
+    http: httpx.AsyncClient, api_url: str, households: list[str], started: float
+) -> float | None:
+    """Seconds from start to the first balance with a swipe in it, once there is one."""
+    for household_id in households:
+        r = await http.get(f"{api_url}/v1/households/{household_id}/bonus")
+        if r.status_code == 200 and r.json()["swipes"]:
+            seen = time.monotonic() - started
+            print(f"first balance visible {seen:.1f} s after start", flush=True)
+            return seen
+    return None
