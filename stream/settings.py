@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_RULES = Path(__file__).with_name("rules.default.toml")
+PLACEHOLDER_PSEUDONYM_KEY = "change-me-in-production"
 
 
 class Settings(BaseSettings):
@@ -24,7 +25,7 @@ class Settings(BaseSettings):
     rules: Path = DEFAULT_RULES
     group_id: str = "loyalty"
     topic_prefix: str = "loyalty."
-    pseudonym_key: SecretStr = SecretStr("change-me-in-production")
+    pseudonym_key: SecretStr = SecretStr(PLACEHOLDER_PSEUDONYM_KEY)
 
     # Operational settings, not in contract v1 (added, nothing broken).
     redis_prefix: str = Field("loyalty:", description="prefix of every Redis key we own")
@@ -73,6 +74,10 @@ class Settings(BaseSettings):
                 f"got {v!r}"
             )
         return v
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return urlsplit(self.clickhouse_url).scheme == "chdb"
 
     def topic(self, name: str) -> str:
         """Full topic name for a contract name like ``swipes``."""

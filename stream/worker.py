@@ -12,7 +12,7 @@ from models.rules import Rules
 from stream.app import create_app
 from stream.embedded import create_topics_async
 from stream.kafka import bootstrap_servers
-from stream.settings import Settings
+from stream.settings import PLACEHOLDER_PSEUDONYM_KEY, Settings
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,13 @@ def ensure_topics(settings: Settings) -> list[str]:
 
 
 def run_worker(settings: Settings, rules: Rules) -> int:
+    placeholder = settings.pseudonym_key.get_secret_value() == PLACEHOLDER_PSEUDONYM_KEY
+    if placeholder and not settings.embedded_clickhouse:
+        # Keys made with a known secret are not pseudonymous: refuse to write any.
+        raise SystemExit(
+            "LOYALTY_PSEUDONYM_KEY is the placeholder: set a secret before writing to a "
+            "ClickHouse server (only the embedded chdb demo may run without one)"
+        )
     created = ensure_topics(settings)
     if created:
         log.info("created topics: %s", ", ".join(created))

@@ -66,3 +66,9 @@ def test_a_malformed_month_is_named() -> None:
     result = run("close-month", "2026-13")
     assert result.returncode == 1
     assert "2026-13" in result.stderr
+
+
+def test_the_worker_refuses_the_placeholder_pseudonym_key_for_a_clickhouse_server() -> None:
+    result = run("worker", env={"LOYALTY_CLICKHOUSE_URL": "clickhouse://127.0.0.1:9/x"})
+    assert result.returncode == 1
+    assert "LOYALTY_PSEUDONYM_KEY" in result.stderr
