@@ -192,11 +192,6 @@ class Store:
         hid = await self.redis.hget(self.key("card", card), "household_id")
         return _text(hid) if hid else None
 
-    async def household(self, household_id: str) -> Household | None:
-        return household_from_hash(
-            household_id, await self.redis.hgetall(self.key("hh", household_id))
-        )
-
     async def month_state(self, household_id: str, month: str) -> MonthState:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(self.key("hh", household_id))
