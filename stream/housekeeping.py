@@ -25,15 +25,14 @@ async def sweep_hold(
     """Credit held swipes of cards that became known (a crash may have come between the
     card's registration and the credit), and dead-letter those held past ``hold_days``."""
     counts = {"credited_cards": 0, "expired": 0}
-    cards = await store.held_cards(limit=1000)
-    for card in await store.known_cards(cards):
-        await processor.credit_held(card)
-        counts["credited_cards"] += 1
+    known = sorted(await store.known_cards(await store.held_cards(limit=1000)))
+    await processor.credit_held(known)
+    counts["credited_cards"] = len(known)
     cutoff = time.time() - settings.hold_days * 86400
     stale = await store.held_cards(older_than=cutoff, limit=1000)
     topics = Topics(settings)
-    for card in set(stale) - await store.known_cards(stale):
-        held = await store.held_swipes(card)
+    unknown = sorted(set(stale) - await store.known_cards(stale))
+    for card, held in (await store.held_swipes(unknown)).items():
         for raw in held.values():
             value = dead_letter(
                 topics.swipes,

@@ -107,14 +107,15 @@ class SwipeProcessor:
         counts["rejected"] = len(records) - len(parsed)
         return counts
 
-    async def credit_held(self, card: str) -> dict[str, int]:
-        """Re-run the held swipes of a card that is now known (idempotent)."""
-        held = await retry_forever(lambda: self.store.held_swipes(card), dependency="redis")
+    async def credit_held(self, cards: list[str]) -> dict[str, int]:
+        """Re-run the held swipes of cards that are now known, as one batch (idempotent)."""
+        held = await retry_forever(lambda: self.store.held_swipes(cards), dependency="redis")
         parsed: list[_Parsed] = []
-        for raw in held.values():
-            item = await self._parse(Record(card.encode(), raw), from_hold=True)
-            if item is not None:
-                parsed.append(item)
+        for card, swipes in held.items():
+            for raw in swipes.values():
+                item = await self._parse(Record(card.encode(), raw), from_hold=True)
+                if item is not None:
+                    parsed.append(item)
         counts = await self._apply(parsed)
         await self.publisher.flush()
         return counts
@@ -268,10 +269,9 @@ class RegisterProcessor:
         # Whatever the snapshot's fate, a now known card's held swipes are credited: a replay
         # after a crash between the two steps must still drain them.
         cards = sorted({e.card for _, e in events if isinstance(e, CardSnapshot)})
-        for card in await retry_forever(
-            lambda: self.store.cards_with_held(cards), dependency="redis"
-        ):
-            await self.swipes.credit_held(card)
+        await self.swipes.credit_held(
+            await retry_forever(lambda: self.store.cards_with_held(cards), dependency="redis")
+        )
         await self.publisher.flush()
         metrics.BATCH_SIZE.labels(stage="register").observe(len(records))
         metrics.BATCH_SECONDS.labels(stage="register").observe(time.perf_counter() - started)

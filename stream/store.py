@@ -154,9 +154,19 @@ class Store:
             return 0
         return int(await self._release_held(args=[self.prefix, card, *event_ids]))
 
-    async def held_swipes(self, card: str) -> dict[str, bytes]:
-        data = await self.redis.hgetall(self.key("held", card))
-        return {_text(k): v if isinstance(v, bytes) else v.encode() for k, v in data.items()}
+    async def held_swipes(self, cards: list[str]) -> dict[str, dict[str, bytes]]:
+        """card -> {event_id: swipe JSON} on hold, for many cards in one round trip."""
+        if not cards:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for card in cards:
+                pipe.hgetall(self.key("held", card))
+            found = await pipe.execute()
+        return {
+            card: {_text(k): v if isinstance(v, bytes) else v.encode() for k, v in data.items()}
+            for card, data in zip(cards, found, strict=True)
+            if data
+        }
 
     async def held_cards(self, older_than: float | None = None, limit: int = 1000) -> list[str]:
         """Cards with held swipes, oldest first (optionally only those held before a time)."""
