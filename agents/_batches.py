@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from stream.pipeline import Record
+from stream.kafka.topics import Record
 
 if TYPE_CHECKING:
     from stream.app import LoyaltyApp

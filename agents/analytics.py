@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agents._batches import batch_agent
+from stream.analytics.stage import LinesProcessor
 from stream.app import FaustPublisher
-from stream.lines import LinesProcessor
 
 if TYPE_CHECKING:
     from stream.app import LoyaltyApp

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from stream import metrics
 from stream.app import FaustPublisher
-from stream.housekeeping import consumer_lag, scheduled_close, sweep_hold
+from stream.bonus.housekeeping import consumer_lag, scheduled_close, sweep_hold
 
 if TYPE_CHECKING:
     from stream.app import LoyaltyApp

@@ -24,14 +24,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stream.analytics import COLUMNS, TABLE, PurchaseLineSink, row_to_tuple
-from stream.clickhouse import (
-    ClickHouse,
-    ClickHouseServerProcess,
-    connect,
-    find_clickhouse_server,
-    migrate,
-)
+from stream.analytics.sink import COLUMNS, TABLE, PurchaseLineSink, row_to_tuple
+from stream.clickhouse.connect import connect
+from stream.clickhouse.engine import ClickHouse
+from stream.clickhouse.migrate import migrate
+from stream.devstack.clickhouse_server import ClickHouseServerProcess, find_clickhouse_server
 
 GROUPS = ["dairy", "bread", "meat", "produce", "snacks", "drinks", "household", "fuel"]
 STORES = [f"S{n:04d}" for n in range(200)]

@@ -21,10 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stream.embedded import EmbeddedStack, create_topics_async, free_port
-from stream.kafka import KafkaPublisher
-from stream.services import WorkerProcess
-from stream.simulator import Simulator
+from stream.devstack.processes import free_port
+from stream.devstack.services import WorkerProcess
+from stream.devstack.simulator import Simulator
+from stream.devstack.stack import EmbeddedStack
+from stream.kafka.publisher import KafkaPublisher
+from stream.kafka.topics import create_topics_async
 
 
 def counter(metrics_port: int, name: str) -> int:

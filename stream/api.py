@@ -21,7 +21,7 @@ from models.months import Month
 from models.rules import Rules, load_rules
 from stream import metrics
 from stream.settings import Settings
-from stream.store import MonthState, Store
+from stream.store.store import MonthState, Store
 
 _HOUSEHOLD_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _CARD = re.compile(r"^[0-9]{6,20}$")

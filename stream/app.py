@@ -11,10 +11,12 @@ import faust
 
 from models.rules import Rules, load_rules
 from stream import metrics
-from stream.pipeline import RegisterProcessor, SwipeProcessor, Topics
-from stream.publishing import ConfirmingPublisher
+from stream.bonus.register import RegisterProcessor
+from stream.bonus.swipes import SwipeProcessor
+from stream.kafka.publisher import ConfirmingPublisher
+from stream.kafka.topics import Topics
 from stream.settings import Settings
-from stream.store import Store
+from stream.store.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,7 @@ from prometheus_client import start_http_server
 
 from models.rules import Rules
 from stream.app import create_app
-from stream.embedded import create_topics_async
-from stream.kafka import bootstrap_servers
+from stream.kafka.topics import bootstrap_servers, create_topics_async
 from stream.settings import PLACEHOLDER_PSEUDONYM_KEY, Settings
 
 log = logging.getLogger(__name__)

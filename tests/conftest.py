@@ -25,8 +25,9 @@ if _ROOT not in sys.path:
 
 import redis  # noqa: E402
 
-from stream.clickhouse import ClickHouseServerProcess, find_clickhouse_server  # noqa: E402
-from stream.embedded import RedisServer, TansuBroker  # noqa: E402
+from stream.devstack.broker import TansuBroker  # noqa: E402
+from stream.devstack.clickhouse_server import ClickHouseServerProcess, find_clickhouse_server  # noqa: E402
+from stream.devstack.redis_server import RedisServer  # noqa: E402
 from tests.support.processes import CliProcess, RunCli  # noqa: E402
 from tests.support.processes import run_cli as _run_cli  # noqa: E402
 from tests.support.services import loyalty_env as _loyalty_env  # noqa: E402

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stream.kafka import KafkaPublisher
+from stream.devstack.simulator import Simulator
+from stream.kafka.publisher import KafkaPublisher
 from stream.settings import Settings
-from stream.simulator import Simulator
 
 log = logging.getLogger("simulator")
 

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 import redis
 
-from stream.embedded import RedisServer, TansuBroker, free_port
-from stream.services import ApiProcess, WorkerProcess
+from stream.devstack.broker import TansuBroker
+from stream.devstack.processes import free_port
+from stream.devstack.redis_server import RedisServer
+from stream.devstack.services import ApiProcess, WorkerProcess
 from stream.settings import Settings
 from tests.support.events import keyed
 from tests.support.services import consume, produce

@@ -25,7 +25,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from models.months import Month
 from models.rules import load_rules
-from stream.housekeeping import months_due
+from stream.bonus.housekeeping import months_due
 from stream.settings import DEFAULT_RULES
 from tests.agents.conftest import Deployment
 from tests.support import events

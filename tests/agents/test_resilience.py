@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from stream.embedded import RedisServer
+from stream.devstack.redis_server import RedisServer
 from tests.agents.conftest import Deployment
 from tests.support import events
 from tests.support.services import wait_until

@@ -255,7 +255,7 @@ def test_blocked_and_expired_cards_earn_nothing_and_are_dead_lettered(
 
 
 def test_purchase_lines_reach_clickhouse_once_each_under_redelivery(deployment: Deployment) -> None:
-    from stream.clickhouse import connect  # noqa: PLC0415 (chdb opens only when asked)
+    from stream.clickhouse.connect import connect  # noqa: PLC0415 (chdb opens only when asked)
 
     register_household(deployment, "HA", "6390000000000321")
     lines = [

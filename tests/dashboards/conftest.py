@@ -16,15 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from stream.analytics import PurchaseLineSink
-from stream.clickhouse import (
-    ClickHouse,
-    ClickHouseServerProcess,
-    connect,
-    migrate,
-)
-from stream.embedded import RedisServer
-from stream.segments import build_segments
+from stream.analytics.segments import build_segments
+from stream.analytics.sink import PurchaseLineSink
+from stream.clickhouse.connect import connect
+from stream.clickhouse.engine import ClickHouse
+from stream.clickhouse.migrate import migrate
+from stream.devstack.clickhouse_server import ClickHouseServerProcess
+from stream.devstack.redis_server import RedisServer
 from tests.dashboards.demo_data import DemoData, generate
 from tests.support.services import unique_id
 

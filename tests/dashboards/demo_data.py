@@ -27,10 +27,12 @@ from pydantic import SecretStr
 from models.bonus import Accumulator, BonusFigures, bonus_for, contribution
 from models.rules import Rules, load_rules
 from models.swipe import parse_swipe
-from stream.pipeline import Record, RegisterProcessor, SwipeProcessor
+from stream.bonus.register import RegisterProcessor
+from stream.bonus.swipes import SwipeProcessor
+from stream.devstack.simulator import Household, Simulator
+from stream.kafka.topics import Record
 from stream.settings import DEFAULT_RULES, Settings
-from stream.simulator import Household, Simulator
-from stream.store import Store
+from stream.store.store import Store
 
 START = datetime(2026, 9, 1, 0, 0, tzinfo=UTC)
 END = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

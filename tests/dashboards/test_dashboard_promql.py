@@ -31,10 +31,12 @@ import yaml
 from prometheus_client import Counter, Gauge, Histogram
 
 from stream import metrics
-from stream.embedded import ManagedProcess, RedisServer, TansuBroker, free_port
-from stream.kafka import KafkaPublisher
-from stream.services import ApiProcess, WorkerProcess
-from stream.simulator import Simulator
+from stream.devstack.broker import TansuBroker
+from stream.devstack.processes import ManagedProcess, free_port
+from stream.devstack.redis_server import RedisServer
+from stream.devstack.services import ApiProcess, WorkerProcess
+from stream.devstack.simulator import Simulator
+from stream.kafka.publisher import KafkaPublisher
 from tests.dashboards.grafana_json import (
     PROMETHEUS_TYPE,
     REPO_ROOT,

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from models.rules import load_rules
-from stream.clickhouse import ClickHouse
+from stream.clickhouse.engine import ClickHouse
 from stream.settings import DEFAULT_RULES
 from tests.dashboards.demo_data import END, START, DemoData
 from tests.dashboards.grafana_json import (

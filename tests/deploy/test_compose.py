@@ -26,8 +26,9 @@ from typing import Any
 import pytest
 import yaml
 
-from stream.cli import build_parser
-from stream.embedded import TansuBroker, create_topics
+from stream.cli.main import build_parser
+from stream.devstack.broker import TansuBroker
+from stream.kafka.topics import create_topics
 from stream.settings import Settings
 from stream.worker import TOPICS
 from tests.support.services import consume, unique_id

@@ -16,12 +16,10 @@ from typing import Any
 
 import pytest
 
-from stream.clickhouse import (
-    ClickHouse,
-    ClickHouseServerProcess,
-    connect,
-)
-from stream.pseudonym import household_key
+from stream.analytics.pseudonym import household_key
+from stream.clickhouse.connect import connect
+from stream.clickhouse.engine import ClickHouse
+from stream.devstack.clickhouse_server import ClickHouseServerProcess
 
 PSEUDONYM_KEY = b"test-pseudonym-key"
 

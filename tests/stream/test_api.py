@@ -10,11 +10,14 @@ from fastapi.testclient import TestClient
 
 from models.rules import load_rules
 from stream.api import create_api
-from stream.embedded import RedisServer, TansuBroker
-from stream.kafka import KafkaPublisher
-from stream.pipeline import Record, RegisterProcessor, SwipeProcessor
+from stream.bonus.register import RegisterProcessor
+from stream.bonus.swipes import SwipeProcessor
+from stream.devstack.broker import TansuBroker
+from stream.devstack.redis_server import RedisServer
+from stream.kafka.publisher import KafkaPublisher
+from stream.kafka.topics import Record
 from stream.settings import Settings
-from stream.store import Store
+from stream.store.store import Store
 from tests.support import events
 
 RULES = load_rules("stream/rules.default.toml")

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Protocol, Self
 
-from stream.embedded import parent_death_preexec
+from stream.devstack.processes import parent_death_preexec
 
 __all__ = ["REPO_ROOT", "CliProcess", "RunCli", "run_cli"]
 

@@ -13,7 +13,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from stream.embedded import RedisServer, TansuBroker, free_port
+from stream.devstack.broker import TansuBroker
+from stream.devstack.processes import free_port
+from stream.devstack.redis_server import RedisServer
 
 __all__ = [
     "consume",

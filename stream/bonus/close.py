@@ -1,0 +1,259 @@
+"""Month close (contract section 5): compute each household's bonus, record it, emit it.
+
+Never twice: each payout is first recorded in Redis by ``record_payout.lua`` (which moves the
+household-month ledger only if nobody else did since it was read, and only with the capital
+split the household's ledger allows at that moment), then sent, then taken off the outbox.
+A crash between record and send leaves it in the outbox, and the next close sends the same
+payout (same ``payout_id``, same content) again: the bank side deduplicates by ``payout_id``,
+and no second payout for the same difference is ever created.
+
+Whoever sends an outbox entry first claims it (``sending:{payout_id}``, for ``CLAIM_SECONDS``),
+so a close that starts while another is still sending (another month's close, or one whose
+lock expired) does not send the same entries a second time. A claim left by a crash expires
+like the lock, and the entry is sent by a later close.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+
+from models.bonus import bonus_for
+from models.months import Month, days_after
+from models.payout import plan_payout
+from models.rules import Rules
+from stream import metrics
+from stream.kafka.publisher import Publisher
+from stream.kafka.topics import Topics
+from stream.retry import retry_forever
+from stream.settings import Settings
+from stream.store.store import Store
+
+log = logging.getLogger(__name__)
+LOCK_SECONDS = 600
+CLAIM_SECONDS = LOCK_SECONDS
+
+
+class CloseError(Exception):
+    """The month cannot be closed now (not ended, or another close is running)."""
+
+
+@dataclass
+class CloseReport:
+    month: str
+    households: int = 0
+    payouts: int = 0
+    adjustments: int = 0
+    unchanged: int = 0
+    skipped_unknown_household: int = 0
+    resent: int = 0
+    total_cents: int = 0
+    to_capital_cents: int = 0
+    first_close: bool = True
+    payout_ids: list[str] = field(default_factory=list)
+
+
+async def close_month(
+    settings: Settings,
+    rules: Rules,
+    store: Store,
+    publisher: Publisher,
+    month: Month,
+    *,
+    now: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> CloseReport:
+    now = now or datetime.now(UTC)
+    if not month.has_ended(now, rules.timezone):
+        raise CloseError(
+            f"month {month} has not ended yet in {rules.timezone.key} "
+            f"(it ends {month.ends_at(rules.timezone).isoformat()})"
+        )
+    topics = Topics(settings)
+    lock_key = store.key("month", str(month), "closing")
+    token = secrets.token_hex(8)
+    if not await store.redis.set(lock_key, token, nx=True, ex=LOCK_SECONDS):
+        raise CloseError(f"another close of {month} is running (lock {lock_key})")
+    report = CloseReport(str(month))
+    try:
+        report.resent = await send_outbox(store, publisher, topics)
+        closed_key = store.key("month", str(month), "closed")
+        report.first_close = not await store.redis.exists(closed_key)
+        expire_at = int(
+            days_after(month, 31 * settings.retention_months, rules.timezone).timestamp()
+        )
+        cursor = 0
+        members = store.key("month", str(month), "households")
+        while True:
+            cursor, batch = await store.redis.sscan(members, cursor=cursor, count=500)
+            ids = sorted(b.decode() if isinstance(b, bytes) else str(b) for b in batch)
+            for household_id in ids:
+                await _close_household(
+                    store,
+                    rules,
+                    month,
+                    household_id,
+                    report,
+                    expire_at=expire_at,
+                )
+            await store.redis.expire(lock_key, LOCK_SECONDS)
+            await _send_recorded(store, publisher, topics, report)
+            if progress:
+                progress(report.households)
+            if cursor == 0:
+                break
+        await store.redis.set(closed_key, now.isoformat(), nx=True)
+        await store.redis.incr(store.key("month", str(month), "closes"))
+    finally:
+        # Release only our own lock (it may have expired and been taken over).
+        if await store.redis.get(lock_key) == token.encode():
+            await store.redis.delete(lock_key)
+    return report
+
+
+async def _close_household(
+    store: Store,
+    rules: Rules,
+    month: Month,
+    household_id: str,
+    report: CloseReport,
+    *,
+    expire_at: int,
+) -> None:
+    report.households += 1
+    for _attempt in range(5):
+        state = await store.month_state(household_id, str(month))
+        hh = state.household
+        if hh is None:
+            # No household snapshot yet: nobody to pay. A later close pays it as an adjustment.
+            report.skipped_unknown_household += 1
+            return
+        figures = bonus_for(state.accumulator, rules, hh.co_op, business=hh.business)
+        payout = plan_payout(
+            household_id=household_id,
+            month=str(month),
+            co_op=hh.co_op,
+            figures=figures,
+            paid=state.paid,
+            closed_before=not report.first_close,
+            capital_remaining_cents=state.capital_remaining_cents,
+            payout_account=hh.payout_account,
+        )
+        if payout is None:
+            report.unchanged += 1
+            return
+        if await store.record_payout(payout, state.paid.seq, expire_at=expire_at):
+            report.payouts += 1
+            report.adjustments += int(payout.adjustment)
+            report.total_cents += payout.total_cents
+            report.to_capital_cents += payout.to_capital_cents
+            report.payout_ids.append(payout.payout_id)
+            return
+    raise CloseError(
+        f"household-month ledger (or the household's capital) kept moving under us: "
+        f"{household_id} {month}"
+    )
+
+
+async def send_outbox(store: Store, publisher: Publisher, topics: Topics) -> int:
+    """Send every recorded payout not yet confirmed sent (left by a crash); returns count."""
+    report = CloseReport("outbox")
+    await _send_recorded(store, publisher, topics, report, all_pending=True)
+    return report.resent
+
+
+async def _send_recorded(
+    store: Store,
+    publisher: Publisher,
+    topics: Topics,
+    report: CloseReport,
+    *,
+    all_pending: bool = False,
+) -> None:
+    outbox = store.key("outbox")
+    if all_pending:
+        ids = [_text(i) for i in await store.redis.zrange(outbox, 0, -1)]
+    else:
+        ids, report.payout_ids = report.payout_ids, []
+    token = secrets.token_hex(8)
+    for start in range(0, len(ids), 500):
+        mine = await _claim(store, ids[start : start + 500], token)
+        if not mine:
+            continue
+        try:
+            sent = await _send_chunk(store, publisher, topics, mine)
+        except BaseException:
+            # Not confirmed (a fatal error, or the process is being stopped): let the next
+            # close send these again now, as it would after a crash once the claims expired.
+            await store.redis.delete(*(store.key("sending", i) for i in mine))
+            raise
+        report.resent += sent if all_pending else 0
+        await store.redis.zrem(outbox, *mine)
+        await store.redis.delete(*(store.key("sending", i) for i in mine))
+
+
+async def _send_chunk(store: Store, publisher: Publisher, topics: Topics, ids: list[str]) -> int:
+    """Send the recorded payouts ``ids`` until the broker confirmed them; returns how many."""
+    bodies = await store.redis.mget([store.key("payout", i) for i in ids])
+    chunk = [
+        (i, _bytes(b), orjson.loads(b)) for i, b in zip(ids, bodies, strict=True) if b is not None
+    ]
+
+    async def deliver() -> None:
+        # The whole chunk again on every attempt: a failed flush has already consumed the
+        # publisher's pending sends, so flushing once more would confirm nothing.
+        for _payout_id, body, payout in chunk:
+            await publisher.send(topics.payouts, payout["household_id"].encode(), body)
+        await publisher.flush()
+
+    await retry_forever(deliver, dependency="kafka", transient=(Exception,))
+    for payout_id, _body, payout in chunk:
+        kind = "adjustment" if payout["adjustment"] else "first"
+        metrics.PAYOUTS.labels(kind=kind).inc()
+        metrics.PAYOUT_CENTS.labels(destination="capital").inc(max(0, payout["to_capital_cents"]))
+        metrics.PAYOUT_CENTS.labels(destination="account").inc(max(0, payout["to_account_cents"]))
+        log.debug("payout %s sent", payout_id)
+    return len(chunk)
+
+
+async def _claim(store: Store, ids: list[str], token: str) -> list[str]:
+    """The ids of ``ids`` this sender may send: claimed now, and still in the outbox (another
+    sender may have sent one and released its claim since the outbox was read)."""
+    if not ids:
+        return []
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for payout_id in ids:
+            pipe.set(store.key("sending", payout_id), token, nx=True, ex=CLAIM_SECONDS)
+        claimed = await pipe.execute()
+    ours = [i for i, ok in zip(ids, claimed, strict=True) if ok]
+    if not ours:
+        return []
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for payout_id in ours:
+            pipe.zscore(store.key("outbox"), payout_id)
+        scores = await pipe.execute()
+    gone = [i for i, score in zip(ours, scores, strict=True) if score is None]
+    if gone:
+        await store.redis.delete(*(store.key("sending", i) for i in gone))
+    return [i for i, score in zip(ours, scores, strict=True) if score is not None]
+
+
+async def payouts_of(
+    store: Store, household_id: str, month: str, seq: int
+) -> list[dict[str, object]]:
+    keys = [store.key("payout", f"{household_id}:{month}:{n}") for n in range(1, seq + 1)]
+    bodies = await store.redis.mget(keys) if keys else []
+    return [orjson.loads(b) for b in bodies if b is not None]
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()

@@ -1,0 +1,131 @@
+"""What a batch of register events does: parse, validate, apply as snapshots and ledger entries."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from models.errors import InvalidEvent
+from models.register import (
+    CapitalPayment,
+    CardSnapshot,
+    HouseholdSnapshot,
+    PersonSnapshot,
+    RegisterEvent,
+    parse_register,
+)
+from stream import metrics
+from stream.bonus.swipes import SwipeProcessor, _micros, log
+from stream.kafka.deadletters import dead_letter
+from stream.kafka.publisher import Publisher
+from stream.kafka.topics import Record, Topics
+from stream.retry import retry_forever
+from stream.settings import Settings
+from stream.store.store import Store
+
+
+class RegisterProcessor:
+    """Materialises register events in Redis; credits swipes held for a newly known card."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        publisher: Publisher,
+        swipes: SwipeProcessor,
+    ) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.swipes = swipes
+        self.topics = Topics(settings)
+
+    async def process(self, records: list[Record]) -> dict[str, int]:
+        started = time.perf_counter()
+        events: list[tuple[Record, RegisterEvent]] = []
+        for record in records:
+            try:
+                events.append((record, parse_register(record.value or b"")))
+            except InvalidEvent as exc:
+                await self._reject(record, exc.reason, exc.detail)
+            except Exception as exc:
+                log.exception("unexpected error parsing a register event")
+                await self._reject(record, "internal_error", type(exc).__name__)
+        ops = [register_op(event) for _, event in events]
+        results = await retry_forever(lambda: self.store.apply_register(ops), dependency="redis")
+        counts: dict[str, int] = {}
+        for (_, event), result in zip(events, results, strict=True):
+            kind = _event_type(event)
+            metrics.REGISTER_EVENTS.labels(type=kind, outcome=result).inc()
+            counts[result] = counts.get(result, 0) + 1
+        # Whatever the snapshot's fate, a now known card's held swipes are credited: a replay
+        # after a crash between the two steps must still drain them.
+        cards = sorted({e.card for _, e in events if isinstance(e, CardSnapshot)})
+        await self.swipes.credit_held(
+            await retry_forever(lambda: self.store.cards_with_held(cards), dependency="redis")
+        )
+        await self.publisher.flush()
+        metrics.BATCH_SIZE.labels(stage="register").observe(len(records))
+        metrics.BATCH_SECONDS.labels(stage="register").observe(time.perf_counter() - started)
+        return counts
+
+    async def _reject(self, record: Record, reason: str, detail: str) -> None:
+        metrics.DEAD_LETTERS.labels(source="register", reason=reason).inc()
+        value = dead_letter(self.topics.register, record.key, record.value, reason, detail)
+        await self.publisher.send(self.topics.dead_letters, record.key, value)
+
+
+def _event_type(event: RegisterEvent) -> str:
+    return {
+        HouseholdSnapshot: "household",
+        CardSnapshot: "card",
+        PersonSnapshot: "person",
+        CapitalPayment: "capital_payment",
+    }[type(event)]
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def register_op(event: RegisterEvent) -> dict[str, Any]:
+    """The Lua op for one register event (see stream/lua/apply_register.lua)."""
+    if isinstance(event, CapitalPayment):
+        return {
+            "k": "capital",
+            "hid": event.household_id,
+            "id": event.payment_id,
+            "amount": event.amount_cents,
+        }
+    fields: dict[str, str]
+    if isinstance(event, HouseholdSnapshot):
+        key = f"hh:{event.household_id}"
+        fields = {
+            "co_op": event.co_op,
+            "head_person_id": event.head_person_id,
+            "person_ids": orjson.dumps(list(event.person_ids)).decode(),
+            "business": _flag(event.business),
+            "status": event.status,
+            "ended_at": event.ended_at.isoformat() if event.ended_at else "",
+            "capital_required_cents": str(event.capital_required_cents),
+            "payout_account": event.payout_account,
+        }
+    elif isinstance(event, CardSnapshot):
+        key = f"card:{event.card}"
+        fields = {
+            "household_id": event.household_id,
+            "person_id": event.person_id,
+            "status": event.status,
+            "valid_until": event.valid_until.isoformat() if event.valid_until else "",
+        }
+    else:
+        key = f"person:{event.person_id}"
+        fields = {
+            "household_id": event.household_id,
+            "bans": orjson.dumps(sorted(event.bans)).decode(),
+            "email_marketing": _flag(event.email_marketing),
+            "sms_marketing": _flag(event.sms_marketing),
+        }
+    fields["updated_at"] = event.updated_at.isoformat()
+    return {"k": "snapshot", "key": key, "ts": _micros(event.updated_at), "f": fields}

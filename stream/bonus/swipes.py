@@ -1,0 +1,212 @@
+"""What the agents do with a batch, free of Faust: parse, resolve, apply, route.
+
+The agents hand each batch of raw Kafka records to ``SwipeProcessor.process`` or
+``RegisterProcessor.process`` and ack the batch only after it returned; these never raise
+for bad input (it goes to dead letters) and retry transient faults of Redis until they pass.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import redis.exceptions
+
+from models.bonus import Contribution, contribution
+from models.errors import InvalidEvent
+from models.months import days_after, local_date
+from models.rules import Rules
+from models.swipe import Swipe, parse_swipe
+from stream import metrics
+from stream.analytics.pseudonym import household_key
+from stream.kafka.deadletters import dead_letter
+from stream.kafka.publisher import Publisher
+from stream.kafka.topics import Record, Topics
+from stream.retry import retry_forever
+from stream.settings import Settings
+from stream.store.store import Store, SwipeOutcome
+
+log = logging.getLogger(__name__)
+ROWS_PER_MESSAGE = 1000  # purchase lines per message of the internal topic (about 300 kB)
+
+
+@dataclass(slots=True)
+class _Parsed:
+    record: Record
+    swipe: Swipe
+    contribution: Contribution
+    from_hold: bool = False
+
+
+class SwipeProcessor:
+    def __init__(
+        self,
+        settings: Settings,
+        rules: Rules,
+        store: Store,
+        publisher: Publisher,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.rules = rules
+        self.store = store
+        self.publisher = publisher
+        self.topics = Topics(settings)
+        self.now = now
+        self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
+        self._accumulator_days = 31 * settings.retention_months
+
+    async def process(self, records: list[Record]) -> dict[str, int]:
+        """Process one batch from ``loyalty.swipes``; returns outcome counts."""
+        started = time.perf_counter()
+        parsed: list[_Parsed] = []
+        for record in records:
+            item = await self._parse(record)
+            if item is not None:
+                parsed.append(item)
+        counts = await self._apply(parsed)
+        await self.publisher.flush()
+        metrics.BATCH_SIZE.labels(stage="swipes").observe(len(records))
+        metrics.BATCH_SECONDS.labels(stage="swipes").observe(time.perf_counter() - started)
+        counts["rejected"] = len(records) - len(parsed)
+        return counts
+
+    async def credit_held(self, cards: list[str]) -> dict[str, int]:
+        """Re-run the held swipes of cards that are now known, as one batch (idempotent)."""
+        held = await retry_forever(lambda: self.store.held_swipes(cards), dependency="redis")
+        parsed: list[_Parsed] = []
+        for card, swipes in held.items():
+            for raw in swipes.values():
+                item = await self._parse(Record(card.encode(), raw), from_hold=True)
+                if item is not None:
+                    parsed.append(item)
+        counts = await self._apply(parsed)
+        await self.publisher.flush()
+        return counts
+
+    async def _parse(self, record: Record, *, from_hold: bool = False) -> _Parsed | None:
+        try:
+            swipe = parse_swipe(record.value or b"")
+            return _Parsed(record, swipe, contribution(swipe, self.rules), from_hold)
+        except InvalidEvent as exc:
+            await self._reject(record, exc.reason, exc.detail, kind="unknown")
+        except Exception as exc:  # a bug must not lose the event: it is kept in dead letters
+            log.exception("unexpected error parsing a swipe")
+            await self._reject(record, "internal_error", type(exc).__name__, kind="unknown")
+        return None
+
+    async def _apply(self, parsed: list[_Parsed]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        if not parsed:
+            return counts
+        entries = [self._entry(p) for p in parsed]
+        try:
+            outcomes = await retry_forever(
+                lambda: self.store.apply_swipes(entries), dependency="redis"
+            )
+        except redis.exceptions.ResponseError:
+            # A script error on one entry fails the batch: isolate the bad one(s).
+            log.exception("swipe batch failed in Redis; applying one by one")
+            outcomes = []
+            for p, entry in zip(parsed, entries, strict=True):
+                try:
+                    outcomes += await retry_forever(
+                        functools.partial(self.store.apply_swipes, [entry]), dependency="redis"
+                    )
+                except redis.exceptions.ResponseError as exc:
+                    await self._reject(p.record, "store_error", str(exc)[:200], kind=p.swipe.kind)
+                    outcomes.append(SwipeOutcome("rejected", "", "", False))
+        now = self.now()
+        rows: list[dict[str, Any]] = []
+        for p, outcome in zip(parsed, outcomes, strict=True):
+            name = outcome.outcome
+            if p.from_hold and name == "applied":
+                name = "credited"
+            counts[name] = counts.get(name, 0) + 1
+            metrics.SWIPES.labels(kind=p.swipe.kind, outcome=name).inc()
+            if outcome.outcome == "blocked":
+                await self._reject(p.record, "card_blocked", "the card is blocked", p.swipe.kind)
+            elif outcome.outcome == "expired":
+                await self._reject(p.record, "card_expired", "the card has expired", p.swipe.kind)
+            elif outcome.outcome in {"applied", "duplicate"}:
+                # Duplicates are re-sent too: a crash may have come between Redis and Kafka,
+                # and the analytics table keeps one row per (event_id, line_no).
+                rows += self._lines(p, outcome)
+                if outcome.outcome == "applied":
+                    lag = (now - p.swipe.occurred_at).total_seconds()
+                    metrics.EVENT_TO_BALANCE_SECONDS.observe(max(0.0, lag))
+                    if not outcome.business:
+                        metrics.ELIGIBLE_CENTS.labels(
+                            co_op=outcome.co_op or "unknown", kind=p.swipe.kind
+                        ).inc(abs(p.contribution.delta.purchases_cents))
+        # Few large messages, not one per swipe: far less producer work per swipe.
+        for chunk in chunks(rows, ROWS_PER_MESSAGE):
+            key = str(chunk[0]["event_id"]).encode()
+            await self.publisher.send(self.topics.purchase_lines, key, orjson.dumps(chunk))
+        return counts
+
+    def _entry(self, p: _Parsed) -> dict[str, Any]:
+        tz = self.rules.timezone
+        month = p.contribution.month
+        return {
+            "e": p.swipe.event_id,
+            "c": p.swipe.card,
+            "m": str(month),
+            "d": local_date(p.swipe.occurred_at, tz).isoformat(),
+            "i": p.contribution.delta.fields(),
+            "r": (p.record.value or b"").decode("utf-8", errors="replace"),
+            "x": int(days_after(month, self.settings.dedupe_days, tz).timestamp()),
+            "a": int(days_after(month, self._accumulator_days, tz).timestamp()),
+            "t": int(time.time()),
+            "h": 1 if p.from_hold else 0,
+        }
+
+    def _lines(self, p: _Parsed, outcome: SwipeOutcome) -> list[dict[str, Any]]:
+        swipe = p.swipe
+        hkey = household_key(self._pseudonym_key, outcome.household_id)
+        occurred = swipe.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        month = p.contribution.month.first_day.isoformat()
+        sign = swipe.sign
+        return [
+            {
+                "event_id": swipe.event_id,
+                "line_no": i,
+                "occurred_at": occurred,
+                "month": month,
+                "store_id": swipe.store_id,
+                "household_key": hkey,
+                "co_op": outcome.co_op,
+                "sku": line.sku,
+                "product_group": line.product_group,
+                "quantity": str(sign * line.quantity),
+                "amount_cents": sign * line.amount_cents,
+                "fuel_ml": sign * (line.fuel_ml or 0),
+                "payment_method": swipe.payment_method,
+                "bonus_eligible": int(result.eligible and not outcome.business),
+                "kind": swipe.kind,
+                "campaign_id": result.campaign_id,
+            }
+            for i, (line, result) in enumerate(zip(swipe.lines, p.contribution.lines, strict=True))
+        ]
+
+    async def _reject(self, record: Record, reason: str, detail: str, kind: str) -> None:
+        metrics.DEAD_LETTERS.labels(source="swipes", reason=reason).inc()
+        if reason not in {"card_blocked", "card_expired"}:
+            metrics.SWIPES.labels(kind=kind, outcome="rejected").inc()
+        value = dead_letter(self.topics.swipes, record.key, record.value, reason, detail)
+        await self.publisher.send(self.topics.dead_letters, record.key, value)
+
+
+def _micros(instant: datetime) -> int:
+    return int((instant - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1))
+
+
+def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,98 @@
+"""``loyalty``: the one command line of the service. ``loyalty --help`` lists the commands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from stream.cli import analytics as analytics_cli
+from stream.cli import payouts as payouts_cli
+from stream.cli.support import Handler, load_rules_or_exit, settings_or_exit
+from stream.settings import Settings
+
+EXIT_USAGE = 2
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.worker import run_worker
+
+    return run_worker(settings, load_rules_or_exit(settings))
+
+
+def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from stream.api import create_api
+
+    api = create_api(settings, load_rules_or_exit(settings))
+    uvicorn.run(
+        api,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.replace("warn", "warning"),
+        access_log=False,
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.devstack.demo import run_demo
+
+    return int(run_demo(args))
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
+    parser = argparse.ArgumentParser(
+        prog="loyalty",
+        description=(
+            "Real-time loyalty service: card swipes to live household Bonus, monthly payouts, "
+            "pseudonymous analytics. Settings come from LOYALTY_* environment variables or a "
+            ".env file (see README)."
+        ),
+    )
+    parser.add_argument("--log-level", default=None, help="crit, error, warn, info or debug")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    handlers: dict[str, Handler] = {}
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        handlers[name] = handler
+        return sub.add_parser(name, help=help_text, description=help_text)
+
+    add("worker", cmd_worker, "run the stream worker (consumes swipes and register events)")
+    api = add("api", cmd_api, "serve the HTTP API (/v1/..., /healthz, /metrics)")
+    api.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    api.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    demo = add("demo", cmd_demo, "run everything on the embedded stack with a checkout simulator")
+    demo.add_argument("--data-dir", default="var/demo", help="where the embedded stack keeps data")
+    demo.add_argument(
+        "--port", type=int, default=8080, help="API port (default 8080; 0 = any free)"
+    )
+    demo.add_argument("--rate", type=float, default=50.0, help="simulated swipes per second")
+    demo.add_argument("--households", type=int, default=200, help="simulated households")
+    demo.add_argument("--seconds", type=float, default=0, help="stop after this long (0 = Ctrl-C)")
+
+    for module in (payouts_cli, analytics_cli):
+        handlers.update(module.add_commands(sub))
+    return parser, handlers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, handlers = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    settings = settings_or_exit()
+    if args.log_level:
+        settings = settings.model_copy(update={"log_level": args.log_level})
+    level = {"crit": "CRITICAL", "warn": "WARNING"}.get(
+        settings.log_level, settings.log_level.upper()
+    )
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return handlers[args.command](args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
