@@ -1,6 +1,6 @@
 """Demo purchase lines for the dashboard tests, made by the service's own code.
 
-The checkout simulator (``stream.simulator``) makes swipes over a fixed period (September to
+The checkout simulator (``stream.devstack.simulator``) makes swipes over a fixed period (September to
 22 November 2026, so the running month has the "double-week-47" campaign of the default
 rules); the register is applied to a real Redis by the ``RegisterProcessor`` and the swipes by
 the real ``SwipeProcessor``, which turns them into the rows it publishes on

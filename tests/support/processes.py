@@ -175,7 +175,7 @@ def run_cli(
             stderr=subprocess.STDOUT,
             cwd=cwd or log_path.parent,
             env=child_environment(env),
-            preexec_fn=parent_death_preexec(signal.SIGKILL),  # noqa: PLW1509 (see stream.embedded)
+            preexec_fn=parent_death_preexec(signal.SIGKILL),  # noqa: PLW1509 (see stream.devstack.processes)
         )
     except BaseException:
         log.close()

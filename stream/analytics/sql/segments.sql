@@ -1,4 +1,4 @@
--- Analytics queries over purchase_lines and household_segments, for stream.segments and for
+-- Analytics queries over purchase_lines and household_segments, for stream.analytics.segments and for
 -- dashboards. Each block starts with a "-- name:" line and is a standalone statement.
 -- Parameters are ClickHouse's {name:Type}; stream.clickhouse.render() substitutes them as typed
 -- literals (18.16 has no server-side binding); clickhouse-client on a new server takes them as

@@ -1,4 +1,4 @@
-"""Month close without a worker (contract section 5): ``stream.payouts.close_month`` on the
+"""Month close without a worker (contract section 5): ``stream.bonus.close.close_month`` on the
 session's real Redis and Tansu broker, seeded through the same Lua path the agents use
 (``RegisterProcessor``/``SwipeProcessor.process``).
 

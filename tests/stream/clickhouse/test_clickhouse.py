@@ -28,7 +28,7 @@ from stream.clickhouse.migrate import (
 from stream.clickhouse.params import render
 
 MakeLine = Callable[..., dict[str, Any]]
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 # -- render (client-side parameters, the same for both engines) ---------------------------
 
@@ -340,7 +340,7 @@ def test_row_to_tuple_normalises(make_line: MakeLine) -> None:
 
 _HOLDER = """
 import sys
-from stream.clickhouse import connect
+from stream.clickhouse.connect import connect
 client = connect(sys.argv[1])
 print("ready", flush=True)
 sys.stdin.read()

@@ -96,7 +96,7 @@ def test_stack_stop_leaves_no_process(tmp_path: Path) -> None:
 def test_killed_parent_leaves_no_server(tmp_path: Path) -> None:
     script = (
         "import os, signal, sys\n"
-        "from stream.embedded import EmbeddedStack\n"
+        "from stream.devstack.stack import EmbeddedStack\n"
         "stack = EmbeddedStack(sys.argv[1]).start()\n"
         "print(stack.kafka.pid, stack.redis.pid, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
