@@ -4,7 +4,8 @@ Publishes the simulated member register (households, persons, cards, capital pay
 then swipes at a steady rate to the Kafka the service reads (``LOYALTY_KAFKA_URL``, topic names
 from ``LOYALTY_TOPIC_PREFIX``), with the odd case the service must cope with: every 100th swipe
 comes from a card the register announces only 15 s later (held, then credited), every 250th
-message is torn (a dead letter). Uses ``stream.devstack.simulator`` and ``stream.kafka`` from the image.
+message is torn (a dead letter). Uses ``stream.devstack.simulator`` and ``stream.kafka``
+from the image.
 
     python simulate.py [--rate 20] [--households 500] [--seed 7] [--seconds 0]
 

@@ -1,9 +1,9 @@
 """Demo purchase lines for the dashboard tests, made by the service's own code.
 
-The checkout simulator (``stream.devstack.simulator``) makes swipes over a fixed period (September to
-22 November 2026, so the running month has the "double-week-47" campaign of the default
-rules); the register is applied to a real Redis by the ``RegisterProcessor`` and the swipes by
-the real ``SwipeProcessor``, which turns them into the rows it publishes on
+The checkout simulator (``stream.devstack.simulator``) makes swipes over a fixed period
+(September to 22 November 2026, so the running month has the "double-week-47" campaign of the
+default rules); the register is applied to a real Redis by the ``RegisterProcessor`` and the swipes
+by the real ``SwipeProcessor``, which turns them into the rows it publishes on
 ``loyalty.purchase-lines`` (captured here on their way out). The rows are what the analytics
 agent inserts, so the dashboards are tested against the data they will see, not a hand-made
 imitation of it.
