@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := clickhouse-server prometheus
 
 .DEFAULT_GOAL := help
-.PHONY: help install sysdeps lint format test test-fast demo bench clean
+.PHONY: help install sysdeps lint format test test-fast demo bench clean docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ demo: $(STAMP) ## start the embedded stack, worker, API and a checkout simulator
 
 bench: $(STAMP) ## swipes per second through one worker on the embedded stack
 	$(BIN)/python bench/throughput.py
+
+docs: $(STAMP) ## regenerate docs/settings.md from stream/settings.py
+	$(BIN)/python -m stream.settings_doc docs/settings.md
 
 clean: ## remove the venv and local state
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -19,13 +19,23 @@ class Settings(BaseSettings):
         env_prefix="LOYALTY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    kafka_url: str = "kafka://127.0.0.1:9092"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    clickhouse_url: str = "chdb:///var/lib/loyalty/chdb"
-    rules: Path = DEFAULT_RULES
-    group_id: str = "loyalty"
-    topic_prefix: str = "loyalty."
-    pseudonym_key: SecretStr = SecretStr(PLACEHOLDER_PSEUDONYM_KEY)
+    kafka_url: str = Field(
+        "kafka://127.0.0.1:9092", description="Kafka bootstrap server, kafka://host:port"
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis (or Valkey), redis://host:port/db"
+    )
+    clickhouse_url: str = Field(
+        "chdb:///var/lib/loyalty/chdb",
+        description="analytics: clickhouse://host:port/db (a server) or chdb:///path (embedded)",
+    )
+    rules: Path = Field(DEFAULT_RULES, description="path to the bonus rules file (rules.toml)")
+    group_id: str = Field("loyalty", description="Kafka consumer group of the stream worker")
+    topic_prefix: str = Field("loyalty.", description="prefix of every topic name (loyalty.swipes)")
+    pseudonym_key: SecretStr = Field(
+        SecretStr(PLACEHOLDER_PSEUDONYM_KEY),
+        description="secret key of the ClickHouse household_key pseudonym; set one in production",
+    )
 
     # Operational settings, not in contract v1 (added, nothing broken).
     redis_prefix: str = Field("loyalty:", description="prefix of every Redis key we own")
@@ -33,7 +43,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(500, ge=1, description="swipes per Redis round trip")
     batch_seconds: float = Field(0.2, gt=0, description="longest wait to fill a batch")
     analytics_batch_size: int = Field(5000, ge=1, description="rows per ClickHouse insert")
-    analytics_batch_seconds: float = Field(2.0, gt=0)
+    analytics_batch_seconds: float = Field(
+        2.0, gt=0, description="longest wait to fill a ClickHouse insert"
+    )
     hold_days: int = Field(35, ge=1, description="how long a swipe of an unknown card is held")
     dedupe_days: int = Field(
         100, ge=1, description="how long after a bonus month its seen event ids are kept"
@@ -41,15 +53,23 @@ class Settings(BaseSettings):
     retention_months: int = Field(24, ge=1, description="purchase data kept this many months")
     close_day: int = Field(5, ge=1, le=28, description="day of the next month the close runs")
     close_hour: int = Field(3, ge=0, le=23, description="local hour the scheduled close runs")
-    worker_metrics_port: int = Field(9108, ge=0, le=65535, description="0 disables")
+    worker_metrics_port: int = Field(
+        9108, ge=0, le=65535, description="port of the worker's /metrics; 0 disables it"
+    )
     metrics_host: str = Field("127.0.0.1", description="address the worker's /metrics binds")
-    worker_web_port: int = Field(6066, ge=0, le=65535, description="Faust's own web server")
+    worker_web_port: int = Field(6066, ge=0, le=65535, description="port of Faust's own web server")
     # Tansu answers JoinGroup after about half the session timeout: shorter means faster start
     # and faster takeover of a dead worker's partitions (see platform notes).
-    broker_session_timeout: float = Field(10.0, gt=0)
-    broker_rebalance_timeout: float = Field(20.0, gt=0)
-    api_tokens: SecretStr = SecretStr("")  # comma-separated bearer tokens; empty disables auth
-    log_level: str = "info"
+    broker_session_timeout: float = Field(
+        10.0, gt=0, description="Kafka consumer session timeout, seconds"
+    )
+    broker_rebalance_timeout: float = Field(
+        20.0, gt=0, description="Kafka consumer group rebalance timeout, seconds"
+    )
+    api_tokens: SecretStr = Field(
+        SecretStr(""), description="comma-separated bearer tokens for /v1; empty disables auth"
+    )
+    log_level: str = Field("info", description="log level: crit, error, warn, info or debug")
 
     @field_validator("kafka_url")
     @classmethod
