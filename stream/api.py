@@ -20,6 +20,7 @@ from models.bonus import bonus_for
 from models.months import Month
 from models.rules import Rules, load_rules
 from stream import metrics
+from stream.errors import ApiError as ApiError  # noqa: PLC0414 (re-exported: its old home)
 from stream.settings import Settings
 from stream.store.store import MonthState, Store
 
@@ -32,12 +33,6 @@ class JSONBody(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
 
 
 def bonus_body(household_id: str, month: Month, state: MonthState, rules: Rules) -> dict[str, Any]:

@@ -16,12 +16,12 @@ from stream.analytics.segments import (
     CHANNELS,
     PRODUCT_DATA_BAN,
     SQL,
-    NoSegmentsError,
     _text,
     latest_build,
     month_start,
 )
 from stream.clickhouse.engine import ClickHouse
+from stream.errors import NoSegmentsError
 from stream.settings import Settings
 
 

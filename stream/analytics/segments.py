@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from stream.clickhouse.engine import ClickHouse
+from stream.errors import NoSegmentsError as NoSegmentsError  # noqa: PLC0414 (re-exported: its old home)
 
 SQL_FILE = Path(__file__).with_name("sql") / "segments.sql"
 SEGMENTS_TABLE = "household_segments"
@@ -65,10 +66,6 @@ def _months_back(month: date, count: int) -> date:
 
 def _month_end(month: date) -> date:
     return _months_back(month, -1) - timedelta(days=1)
-
-
-class NoSegmentsError(LookupError):
-    """Nothing to export: no segments have been built."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,9 @@ import orjson
 from stream import metrics
 from stream.analytics.sink import PurchaseLineSink
 from stream.clickhouse.connect import connect
-from stream.clickhouse.engine import ClickHouse, ClickHouseError
+from stream.clickhouse.engine import ClickHouse
 from stream.clickhouse.migrate import migrate
+from stream.errors import ClickHouseError
 from stream.kafka.deadletters import dead_letter
 from stream.kafka.publisher import Publisher
 from stream.kafka.topics import Record, Topics

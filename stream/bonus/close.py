@@ -28,6 +28,7 @@ from models.months import Month, days_after
 from models.payout import plan_payout
 from models.rules import Rules
 from stream import metrics
+from stream.errors import CloseError as CloseError  # noqa: PLC0414 (re-exported: its old home)
 from stream.kafka.publisher import Publisher
 from stream.kafka.topics import Topics
 from stream.retry import retry_forever
@@ -37,10 +38,6 @@ from stream.store.store import Store
 log = logging.getLogger(__name__)
 LOCK_SECONDS = 600
 CLAIM_SECONDS = LOCK_SECONDS
-
-
-class CloseError(Exception):
-    """The month cannot be closed now (not ended, or another close is running)."""
 
 
 @dataclass

@@ -10,8 +10,9 @@ from typing import Any
 from models.months import Month
 from models.rules import Rules
 from stream import metrics
-from stream.bonus.close import CloseError, close_month
+from stream.bonus.close import close_month
 from stream.bonus.swipes import SwipeProcessor
+from stream.errors import CloseError
 from stream.kafka.deadletters import dead_letter
 from stream.kafka.publisher import Publisher
 from stream.kafka.topics import Topics

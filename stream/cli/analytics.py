@@ -24,11 +24,12 @@ from models.months import Month
 from models.rules import load_rules
 from stream.analytics.export import ExportResult, export_segment
 from stream.analytics.retention import drop_old_partitions, retention_cutoff
-from stream.analytics.segments import CHANNELS, NoSegmentsError, build_segments, segment_sizes
+from stream.analytics.segments import CHANNELS, build_segments, segment_sizes
 from stream.cli.support import Handler
 from stream.clickhouse.connect import connect
-from stream.clickhouse.engine import ClickHouse, ClickHouseError
+from stream.clickhouse.engine import ClickHouse
 from stream.clickhouse.migrate import migrate
+from stream.errors import ClickHouseError, NoSegmentsError
 from stream.settings import Settings
 from stream.store.retention import expire_months
 

@@ -10,8 +10,9 @@ from typing import Any
 from models.bonus import bonus_for, explain
 from models.money import format_cents
 from models.months import Month
-from stream.bonus.close import CloseError, close_month, payouts_of
+from stream.bonus.close import close_month, payouts_of
 from stream.cli.support import Handler, load_rules_or_exit
+from stream.errors import CloseError
 from stream.kafka.publisher import KafkaPublisher
 from stream.settings import Settings
 from stream.store.store import Store

@@ -13,12 +13,10 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from stream.clickhouse.engine import ClickHouse, ClickHouseError, _chdb_lock, _insert_head
+from stream.clickhouse.engine import ClickHouse, _chdb_lock, _insert_head
 from stream.clickhouse.params import _ARRAY, _DATETIME, _INT_TYPE_ALL, quote_identifier, render
-
-
-class ChdbBusyError(ClickHouseError):
-    """The chdb directory is open in another process (only one may have it)."""
+from stream.errors import ChdbBusyError as ChdbBusyError  # noqa: PLC0414 (re-exported: its old home)
+from stream.errors import ClickHouseError
 
 
 def _chdb_value(raw: Any, ch_type: str) -> Any:

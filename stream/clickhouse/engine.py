@@ -9,11 +9,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from stream.clickhouse.params import quote_identifier
-
-
-class ClickHouseError(RuntimeError):
-    """A query failed, or the engine could not be reached or opened."""
-
+from stream.errors import ClickHouseError as ClickHouseError  # noqa: PLC0414 (re-exported: its old home)
 
 # -- the client interface -----------------------------------------------------------------
 

@@ -7,13 +7,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from stream.clickhouse.engine import ClickHouse, ClickHouseError
+from stream.clickhouse.engine import ClickHouse
+from stream.errors import MigrationError as MigrationError  # noqa: PLC0414 (re-exported: its old home)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-
-
-class MigrationError(ClickHouseError):
-    """The migrations on disk and those recorded in ``schema_migrations`` disagree."""
 
 
 # -- migrations ---------------------------------------------------------------------------

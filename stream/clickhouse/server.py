@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from stream.clickhouse.engine import ClickHouse, ClickHouseError, _insert_head
+from stream.clickhouse.engine import ClickHouse, _insert_head
 from stream.clickhouse.params import render
+from stream.errors import ClickHouseError, ClickHouseUnavailable
 
 DEFAULT_SERVER_PORT = 9000
 
@@ -25,6 +26,7 @@ class ServerClickHouse(ClickHouse):
         from clickhouse_driver import Client  # noqa: PLC0415 (only the server engine needs it)
 
         super().__init__(url, database)
+        self.address = f"{host}:{port}"
         self._client = Client(
             host=host,
             port=port,
@@ -41,7 +43,9 @@ class ServerClickHouse(ClickHouse):
 
         try:
             return self._client.execute(sql, *args, **kwargs)
-        except (errors.Error, OSError, EOFError) as exc:
+        except (errors.NetworkError, errors.SocketTimeoutError, OSError, EOFError) as exc:
+            raise ClickHouseUnavailable(self.address, f"{exc} (database {self.database})") from exc
+        except errors.Error as exc:
             raise ClickHouseError(f"ClickHouse server ({self.database}): {exc}") from exc
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:

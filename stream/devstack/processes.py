@@ -38,18 +38,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, ClassVar, Self
 
+from stream.errors import EmbeddedStackError as EmbeddedStackError  # noqa: PLC0414 (re-exported: its old home)
+from stream.errors import ProcessStartError as ProcessStartError  # noqa: PLC0414 (re-exported: its old home)
+
 LOCALHOST = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1
 _ANSI = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
 _PORT_IN_USE = re.compile(rb"address (already )?in use|addrinuse", re.IGNORECASE)
-
-
-class EmbeddedStackError(RuntimeError):
-    """A local server could not be started or used."""
-
-
-class ProcessStartError(EmbeddedStackError):
-    """A managed process died before it was ready, or never became ready in time."""
 
 
 def free_port() -> int:

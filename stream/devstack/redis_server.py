@@ -9,7 +9,8 @@ import socket
 from collections.abc import Sequence
 from typing import ClassVar
 
-from stream.devstack.processes import EmbeddedStackError, ManagedProcess
+from stream.devstack.processes import ManagedProcess
+from stream.errors import EmbeddedStackError
 
 FSYNC_POLICIES = frozenset({"always", "everysec", "no"})
 

@@ -20,7 +20,6 @@ from stream.analytics.pseudonym import household_key
 from stream.analytics.segments import (
     CHANNELS,
     SQL,
-    NoSegmentsError,
     SegmentRules,
     assortment,
     build_segments,
@@ -32,6 +31,7 @@ from stream.analytics.sink import PurchaseLineSink
 from stream.cli import analytics as analytics_cli
 from stream.clickhouse.engine import ClickHouse
 from stream.clickhouse.migrate import migrate
+from stream.errors import NoSegmentsError
 from stream.settings import Settings
 
 MakeLine = Callable[..., dict[str, Any]]

@@ -26,11 +26,12 @@ from models.months import Month
 from models.payout import Payout
 from models.rules import Rules, load_rules
 from stream.bonus import close as payouts
-from stream.bonus.close import CloseError, CloseReport, close_month, send_outbox
+from stream.bonus.close import CloseReport, close_month, send_outbox
 from stream.bonus.register import RegisterProcessor
 from stream.bonus.swipes import SwipeProcessor
 from stream.devstack.broker import TansuBroker
 from stream.devstack.redis_server import RedisServer
+from stream.errors import CloseError
 from stream.kafka.publisher import KafkaPublisher, Publisher
 from stream.kafka.topics import Record, Topics, create_topics_async
 from stream.settings import DEFAULT_RULES, Settings

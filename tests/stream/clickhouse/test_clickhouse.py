@@ -15,17 +15,11 @@ import pytest
 
 from stream import metrics
 from stream.analytics.sink import COLUMNS, PurchaseLineSink, row_to_tuple
-from stream.clickhouse.chdb import ChdbBusyError
 from stream.clickhouse.connect import connect
 from stream.clickhouse.engine import ClickHouse
-from stream.clickhouse.migrate import (
-    MIGRATIONS_DIR,
-    MigrationError,
-    load_migrations,
-    migrate,
-    split_statements,
-)
+from stream.clickhouse.migrate import MIGRATIONS_DIR, load_migrations, migrate, split_statements
 from stream.clickhouse.params import render
+from stream.errors import ChdbBusyError, MigrationError
 
 MakeLine = Callable[..., dict[str, Any]]
 REPO_ROOT = Path(__file__).resolve().parents[3]

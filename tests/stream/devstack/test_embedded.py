@@ -12,9 +12,10 @@ import pytest
 import redis
 
 from stream.devstack.broker import TansuBroker
-from stream.devstack.processes import ProcessStartError, free_port
+from stream.devstack.processes import free_port
 from stream.devstack.redis_server import RedisServer
 from stream.devstack.stack import EmbeddedStack
+from stream.errors import ProcessStartError
 from stream.kafka.topics import create_topics
 from tests.support.processes import REPO_ROOT, RunCli
 from tests.support.services import consume, partitions_of, pid_alive, produce, wait_until
