@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,12 @@ _TOP_KEYS = frozenset(
         "bonus_tables",
         "co_ops",
         "campaigns",
+        "co_op_years",
+        "partners",
     }
 )
+_CO_OP_YEAR_KEYS = frozenset({"capital_interest_bp", "surplus_refund_bp"})
+_PARTNER_ID = re.compile(r"^[\x20-\x7e]{1,32}$")
 MAX_BP = 10_000
 MAX_MULTIPLIER = 100
 _TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)|\(at end of document\)")
@@ -51,6 +55,22 @@ class Campaign:
 
 
 @dataclass(frozen=True, slots=True)
+class CoOpYear:
+    """A co-op meeting's decision for one year (contract section 11)."""
+
+    capital_interest_bp: int
+    surplus_refund_bp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Partner:
+    """A business outside the co-op whose checkouts grant Bonus (contract section 12)."""
+
+    partner_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Rules:
     timezone: ZoneInfo
     payment_benefit_bp: int
@@ -62,6 +82,12 @@ class Rules:
     bonus_tables: dict[str, tuple[Tier, ...]]
     co_ops: dict[str, str]
     campaigns: tuple[Campaign, ...]
+    co_op_years: dict[str, dict[int, CoOpYear]] = field(default_factory=dict)
+    partners: dict[str, Partner] = field(default_factory=dict)
+
+    def co_op_year(self, co_op: str, year: int) -> CoOpYear | None:
+        """The co-op's interest and surplus refund rates for ``year``, if its meeting set them."""
+        return self.co_op_years.get(co_op, {}).get(year)
 
     def table_name(self, co_op: str) -> str:
         """The co-op's table; a co-op the rules do not name uses ``default``."""
@@ -224,6 +250,8 @@ class _Parser:
             bonus_tables=tables,
             co_ops=co_ops,
             campaigns=self.campaigns(data.get("campaigns", [])),
+            co_op_years=self.co_op_years(data.get("co_op_years", {})),
+            partners=self.partners(data.get("partners", {})),
         )
 
     def bp(
@@ -363,6 +391,64 @@ class _Parser:
                 )
             result.append(Campaign(cid, multiplier, frozenset(stores), starts, ends))
         return tuple(result)
+
+    def co_op_years(self, value: Any) -> dict[str, dict[int, CoOpYear]]:
+        """``[co_op_years."CO-OP".YEAR]`` tables: the two rates of one co-op's year."""
+        if not isinstance(value, dict):
+            raise self.fail('co_op_years must be [co_op_years."CO-OP".YEAR] tables', "co_op_years")
+        result: dict[str, dict[int, CoOpYear]] = {}
+        for co_op, years in value.items():
+            where = _key(f"co_op_years.{co_op}")
+            if not isinstance(years, dict):
+                raise self.fail(
+                    f'co_op_years."{co_op}" must hold [co_op_years."{co_op}".YEAR] tables',
+                    "co_op_years",
+                )
+            result[str(co_op)] = {}
+            for year_text, entry in years.items():
+                name = f'[co_op_years."{co_op}".{year_text}]'
+                span = _Span.from_line(self.find("co_op_years", str(year_text)))
+                if not str(year_text).isdigit() or not 1900 <= int(year_text) <= 9999:
+                    raise self.fail(f"{name}: the year must be 1900-9999", where, span=span)
+                if not isinstance(entry, dict):
+                    raise self.fail(f"{name} must be a table of rates", where, span=span)
+                unknown = sorted(set(entry) - _CO_OP_YEAR_KEYS)
+                missing = sorted(_CO_OP_YEAR_KEYS - set(entry))
+                if unknown or missing:
+                    raise self.fail(
+                        f"{name} needs exactly capital_interest_bp and surplus_refund_bp"
+                        + (f" (unknown {unknown[0]!r})" if unknown else "")
+                        + (f" (missing {missing[0]!r})" if missing else ""),
+                        where,
+                        span=span,
+                    )
+                rates = {
+                    k: self.bp(entry[k], f"{name} {k}", _key(k), span) for k in _CO_OP_YEAR_KEYS
+                }
+                result[str(co_op)][int(year_text)] = CoOpYear(**rates)
+        return result
+
+    def partners(self, value: Any) -> dict[str, Partner]:
+        """``[partners."ID"] name = "..."``: the partners whose swipes are accepted."""
+        if not isinstance(value, dict):
+            raise self.fail('partners must be [partners."PARTNER_ID"] tables', _key("partners"))
+        result: dict[str, Partner] = {}
+        for partner_id, entry in value.items():
+            header = f'[partners."{partner_id}"]'
+            span = _Span.from_line(self.find("partners", re.compile(re.escape(str(partner_id)))))
+            if not _PARTNER_ID.match(str(partner_id)):
+                raise self.fail(
+                    f"{header}: a partner id is 1-32 printable ASCII characters", span=span
+                )
+            if not isinstance(entry, dict) or set(entry) != {"name"}:
+                raise self.fail(f'{header} needs exactly name = "..."', span=span)
+            name = entry["name"]
+            if not isinstance(name, str) or not name.strip():
+                raise self.fail(
+                    f"{header}: name must be a non-empty string", _key("name"), span=span
+                )
+            result[str(partner_id)] = Partner(str(partner_id), name)
+        return result
 
     def instant(self, value: Any, cid: str, name: str, span: _Span) -> datetime:
         # TOML offset date-times arrive as aware datetimes; strings are accepted too.

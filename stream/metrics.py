@@ -78,3 +78,11 @@ WORKER_READY = Gauge(
 PARTITIONS_ASSIGNED = Gauge(
     "loyalty_worker_partitions_assigned", "Topic partitions assigned to this worker"
 )
+MEMBER_PAYMENTS = Counter(
+    "loyalty_member_payments_total",
+    "member-payment/1 events emitted, by kind (capital_interest, surplus_refund)",
+    ["kind"],
+)
+MEMBER_PAYMENT_CENTS = Counter(
+    "loyalty_member_payment_cents_total", "Cents in emitted member payments, by kind", ["kind"]
+)

@@ -16,7 +16,14 @@ from stream.settings import PLACEHOLDER_PSEUDONYM_KEY, Settings
 log = logging.getLogger(__name__)
 
 
-TOPICS = ("swipes", "register", "bonus-payouts", "dead-letters", "purchase-lines")
+TOPICS = (
+    "swipes",
+    "register",
+    "bonus-payouts",
+    "dead-letters",
+    "purchase-lines",
+    "member-payments",
+)
 
 
 def ensure_topics(settings: Settings) -> list[str]:

@@ -2,15 +2,12 @@
 
 Never twice: each payout is first recorded in Redis by ``record_payout.lua`` (which moves the
 household-month ledger only if nobody else did since it was read, and only with the capital
-split the household's ledger allows at that moment), then sent, then taken off the outbox.
-A crash between record and send leaves it in the outbox, and the next close sends the same
-payout (same ``payout_id``, same content) again: the bank side deduplicates by ``payout_id``,
-and no second payout for the same difference is ever created.
-
-Whoever sends an outbox entry first claims it (``sending:{payout_id}``, for ``CLAIM_SECONDS``),
-so a close that starts while another is still sending (another month's close, or one whose
-lock expired) does not send the same entries a second time. A claim left by a crash expires
-like the lock, and the entry is sent by a later close.
+split the household's ledger allows at that moment), then sent, then taken off the outbox
+(``stream.bonus.outbox``, shared with the member payments). A crash between record and send
+leaves it in the outbox, and the next close sends the same payout (same ``payout_id``, same
+content) again: the bank side deduplicates by ``payout_id``, and no second payout for the same
+difference is ever created. Senders claim entries (``sending:{payout_id}``), so a close that
+starts while another is still sending does not send the same entries a second time.
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -28,16 +26,15 @@ from models.months import Month, days_after
 from models.payout import plan_payout
 from models.rules import Rules
 from stream import metrics
+from stream.bonus.outbox import Outbox, OutboxKind
 from stream.errors import CloseError as CloseError  # noqa: PLC0414 (re-exported: its old home)
 from stream.kafka.publisher import Publisher
 from stream.kafka.topics import Topics
-from stream.retry import retry_forever
 from stream.settings import Settings
 from stream.store.store import Store
 
 log = logging.getLogger(__name__)
 LOCK_SECONDS = 600
-CLAIM_SECONDS = LOCK_SECONDS
 
 
 @dataclass
@@ -157,87 +154,35 @@ async def _close_household(
     )
 
 
+def payouts_kind(topics: Topics) -> OutboxKind:
+    """The month close's outbox: ``payout:<id>`` records, ``outbox``, ``sending:<id>``."""
+    return OutboxKind(
+        name="payout",
+        outbox=("outbox",),
+        record="payout",
+        claim="sending",
+        topic=topics.payouts,
+        on_sent=_count_payout,
+    )
+
+
+def _count_payout(payout: dict[str, Any]) -> None:
+    kind = "adjustment" if payout["adjustment"] else "first"
+    metrics.PAYOUTS.labels(kind=kind).inc()
+    metrics.PAYOUT_CENTS.labels(destination="capital").inc(max(0, payout["to_capital_cents"]))
+    metrics.PAYOUT_CENTS.labels(destination="account").inc(max(0, payout["to_account_cents"]))
+
+
 async def send_outbox(store: Store, publisher: Publisher, topics: Topics) -> int:
     """Send every recorded payout not yet confirmed sent (left by a crash); returns count."""
-    report = CloseReport("outbox")
-    await _send_recorded(store, publisher, topics, report, all_pending=True)
-    return report.resent
+    return await Outbox(store, publisher, payouts_kind(topics)).send_pending()
 
 
 async def _send_recorded(
-    store: Store,
-    publisher: Publisher,
-    topics: Topics,
-    report: CloseReport,
-    *,
-    all_pending: bool = False,
+    store: Store, publisher: Publisher, topics: Topics, report: CloseReport
 ) -> None:
-    outbox = store.key("outbox")
-    if all_pending:
-        ids = [_text(i) for i in await store.redis.zrange(outbox, 0, -1)]
-    else:
-        ids, report.payout_ids = report.payout_ids, []
-    token = secrets.token_hex(8)
-    for start in range(0, len(ids), 500):
-        mine = await _claim(store, ids[start : start + 500], token)
-        if not mine:
-            continue
-        try:
-            sent = await _send_chunk(store, publisher, topics, mine)
-        except BaseException:
-            # Not confirmed (a fatal error, or the process is being stopped): let the next
-            # close send these again now, as it would after a crash once the claims expired.
-            await store.redis.delete(*(store.key("sending", i) for i in mine))
-            raise
-        report.resent += sent if all_pending else 0
-        await store.redis.zrem(outbox, *mine)
-        await store.redis.delete(*(store.key("sending", i) for i in mine))
-
-
-async def _send_chunk(store: Store, publisher: Publisher, topics: Topics, ids: list[str]) -> int:
-    """Send the recorded payouts ``ids`` until the broker confirmed them; returns how many."""
-    bodies = await store.redis.mget([store.key("payout", i) for i in ids])
-    chunk = [
-        (i, _bytes(b), orjson.loads(b)) for i, b in zip(ids, bodies, strict=True) if b is not None
-    ]
-
-    async def deliver() -> None:
-        # The whole chunk again on every attempt: a failed flush has already consumed the
-        # publisher's pending sends, so flushing once more would confirm nothing.
-        for _payout_id, body, payout in chunk:
-            await publisher.send(topics.payouts, payout["household_id"].encode(), body)
-        await publisher.flush()
-
-    await retry_forever(deliver, dependency="kafka", transient=(Exception,))
-    for payout_id, _body, payout in chunk:
-        kind = "adjustment" if payout["adjustment"] else "first"
-        metrics.PAYOUTS.labels(kind=kind).inc()
-        metrics.PAYOUT_CENTS.labels(destination="capital").inc(max(0, payout["to_capital_cents"]))
-        metrics.PAYOUT_CENTS.labels(destination="account").inc(max(0, payout["to_account_cents"]))
-        log.debug("payout %s sent", payout_id)
-    return len(chunk)
-
-
-async def _claim(store: Store, ids: list[str], token: str) -> list[str]:
-    """The ids of ``ids`` this sender may send: claimed now, and still in the outbox (another
-    sender may have sent one and released its claim since the outbox was read)."""
-    if not ids:
-        return []
-    async with store.redis.pipeline(transaction=False) as pipe:
-        for payout_id in ids:
-            pipe.set(store.key("sending", payout_id), token, nx=True, ex=CLAIM_SECONDS)
-        claimed = await pipe.execute()
-    ours = [i for i, ok in zip(ids, claimed, strict=True) if ok]
-    if not ours:
-        return []
-    async with store.redis.pipeline(transaction=False) as pipe:
-        for payout_id in ours:
-            pipe.zscore(store.key("outbox"), payout_id)
-        scores = await pipe.execute()
-    gone = [i for i, score in zip(ours, scores, strict=True) if score is None]
-    if gone:
-        await store.redis.delete(*(store.key("sending", i) for i in gone))
-    return [i for i, score in zip(ours, scores, strict=True) if score is not None]
+    ids, report.payout_ids = report.payout_ids, []
+    await Outbox(store, publisher, payouts_kind(topics)).send(ids)
 
 
 async def payouts_of(
@@ -246,11 +191,3 @@ async def payouts_of(
     keys = [store.key("payout", f"{household_id}:{month}:{n}") for n in range(1, seq + 1)]
     bodies = await store.redis.mget(keys) if keys else []
     return [orjson.loads(b) for b in bodies if b is not None]
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _bytes(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else value.encode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -52,7 +53,8 @@ class RegisterProcessor:
             except Exception as exc:
                 log.exception("unexpected error parsing a register event")
                 await self._reject(record, "internal_error", type(exc).__name__)
-        ops = [register_op(event) for _, event in events]
+        tz = self.swipes.rules.timezone
+        ops = [register_op(event, tz) for _, event in events]
         results = await retry_forever(lambda: self.store.apply_register(ops), dependency="redis")
         counts: dict[str, int] = {}
         for (_, event), result in zip(events, results, strict=True):
@@ -89,15 +91,21 @@ def _flag(value: bool) -> str:
     return "1" if value else "0"
 
 
-def register_op(event: RegisterEvent) -> dict[str, Any]:
-    """The Lua op for one register event (see stream/lua/apply_register.lua)."""
+def register_op(event: RegisterEvent, tz: ZoneInfo | None = None) -> dict[str, Any]:
+    """The Lua op for one register event (see stream/lua/apply_register.lua).
+
+    A capital payment also carries the year of its ``paid_at`` in the rules' time zone ``tz``
+    (the ledger keeps capital per year for the interest on member capital)."""
     if isinstance(event, CapitalPayment):
-        return {
+        op: dict[str, Any] = {
             "k": "capital",
             "hid": event.household_id,
             "id": event.payment_id,
             "amount": event.amount_cents,
         }
+        if tz is not None:
+            op["year"] = str(event.paid_at.astimezone(tz).year)
+        return op
     fields: dict[str, str]
     if isinstance(event, HouseholdSnapshot):
         key = f"hh:{event.household_id}"

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from stream.cli import analytics as analytics_cli
+from stream.cli import money as money_cli
 from stream.cli import payouts as payouts_cli
 from stream.cli.support import Handler, load_rules_or_exit, settings_or_exit
 from stream.settings import Settings
@@ -73,7 +74,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     demo.add_argument("--households", type=int, default=200, help="simulated households")
     demo.add_argument("--seconds", type=float, default=0, help="stop after this long (0 = Ctrl-C)")
 
-    for module in (payouts_cli, analytics_cli):
+    for module in (payouts_cli, analytics_cli, money_cli):
         handlers.update(module.add_commands(sub))
     return parser, handlers
 

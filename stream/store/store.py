@@ -6,6 +6,7 @@ Key layout: docs/DESIGN.md. All keys start with ``Settings.redis_prefix``.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from models.bonus import Accumulator
+from models.member_payment import MemberPayment
 from models.payout import PaidSoFar, Payout
 
 _LUA = Path(__file__).with_name("lua")
@@ -36,6 +38,16 @@ class Household:
     capital_required_cents: int
     payout_account: str
     person_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class YearFacts:
+    """What the member payments of one household and year are computed from."""
+
+    household: Household | None
+    head_person_id: str
+    ledger: dict[str, int]
+    monthly_purchases_cents: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +112,9 @@ class Store:
         self._apply_register = client.register_script((_LUA / "apply_register.lua").read_text())
         self._record_payout = client.register_script((_LUA / "record_payout.lua").read_text())
         self._release_held = client.register_script((_LUA / "release_held.lua").read_text())
+        self._record_member_payment = client.register_script(
+            (_LUA / "record_member_payment.lua").read_text()
+        )
 
     @classmethod
     def from_url(cls, url: str, prefix: str) -> Store:
@@ -219,3 +234,89 @@ class Store:
             capital_paid_cents=ledger_d.get("capital_paid_cents", 0),
             bonus_to_capital_cents=ledger_d.get("bonus_to_capital_cents", 0),
         )
+
+    # -- member payments (contract section 11) -------------------------------------------
+
+    async def household_id_batches(self, count: int = 1000) -> AsyncIterator[list[str]]:
+        """Every household with a snapshot (``hh:{H}``), in batches (SCAN: no order, and a
+        household may come twice if Redis rehashes meanwhile; callers deduplicate)."""
+        head = self.key("hh", "")
+        batch: list[str] = []
+        async for raw in self.redis.scan_iter(match=f"{head}*", count=count):
+            rest = _text(raw)[len(head) :]
+            if ":" in rest or not rest:
+                continue
+            batch.append(rest)
+            if len(batch) >= count:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    async def households(self, household_ids: list[str]) -> list[Household | None]:
+        """Snapshots of many households in one round trip (None where there is none)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for household_id in household_ids:
+                pipe.hgetall(self.key("hh", household_id))
+            found = await pipe.execute()
+        return [household_from_hash(h, d) for h, d in zip(household_ids, found, strict=True)]
+
+    async def year_facts(self, household_ids: list[str], year: int) -> list[YearFacts]:
+        """Snapshot, capital ledger and the twelve months' purchases of each household."""
+        months = [f"{year:04d}-{m:02d}" for m in range(1, 13)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for household_id in household_ids:
+                pipe.hgetall(self.key("hh", household_id))
+                pipe.hgetall(self.key("hh", household_id, "ledger"))
+                for month in months:
+                    pipe.hget(self.key("acc", household_id, month), "purchases_cents")
+            found = await pipe.execute()
+        step = 2 + len(months)
+        out = []
+        for n, household_id in enumerate(household_ids):
+            hh, ledger, *purchases = found[n * step : (n + 1) * step]
+            d = {_text(k): _text(v) for k, v in hh.items()}
+            out.append(
+                YearFacts(
+                    household=household_from_hash(household_id, hh),
+                    head_person_id=d.get("head_person_id", ""),
+                    ledger={_text(k): int(_text(v)) for k, v in ledger.items()},
+                    monthly_purchases_cents=tuple(int(_text(p)) for p in purchases if p),
+                )
+            )
+        return out
+
+    async def record_member_payments(
+        self, entries: list[tuple[MemberPayment, str]], *, now: int, expire_at: int
+    ) -> list[bool]:
+        """Record each ``(payment, head_person_id)`` once per ``payment_id`` and put it on the
+        member payments' outbox; True where recorded now, False where it already was."""
+        if not entries:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for payment, head_person_id in entries:
+                await self._record_member_payment(
+                    args=[
+                        self.prefix,
+                        payment.year,
+                        payment.payment_id,
+                        orjson.dumps(payment.to_json()),
+                        head_person_id,
+                        now,
+                        expire_at,
+                    ],
+                    client=pipe,
+                )
+            done = await pipe.execute()
+        return [bool(d) for d in done]
+
+    async def member_payment_index(self, year: int) -> dict[str, str]:
+        """payment_id -> head_person_id of every member payment recorded for ``year``."""
+        found = await self.redis.hgetall(self.key("member-payments", str(year)))
+        return {_text(k): _text(v) for k, v in found.items()}
+
+    async def member_payment_records(self, payment_ids: list[str]) -> list[dict[str, Any] | None]:
+        if not payment_ids:
+            return []
+        bodies = await self.redis.mget([self.key("member-payment", i) for i in payment_ids])
+        return [orjson.loads(b) if b is not None else None for b in bodies]

@@ -32,6 +32,10 @@ redis.call('HINCRBY', paid, 'base_bonus_cents', ARGV[7])
 redis.call('HINCRBY', paid, 'fuel_bonus_cents', ARGV[8])
 redis.call('HINCRBY', paid, 'payment_benefit_cents', ARGV[9])
 redis.call('HINCRBY', ledger, 'bonus_to_capital_cents', ARGV[10])
+if to_capital > 0 then
+  -- per year of the bonus month too: capital held at the end of a year (member payments)
+  redis.call('HINCRBY', ledger, 'bonus_to_capital_cents:' .. string.sub(month, 1, 4), ARGV[10])
+end
 local record = p .. 'payout:' .. ARGV[5]
 redis.call('SET', record, ARGV[6])
 redis.call('EXPIREAT', record, ARGV[12])

@@ -1,0 +1,155 @@
+"""The outbox: record in Redis first, then send, then take off the outbox. Never a second event.
+
+Every outgoing money event (``payout/1`` of the month close, ``member-payment/1`` of the
+member payments) is first recorded in Redis by a Lua script that also puts its id on an
+outbox (a sorted set), once per id; only then is it sent. A crash between record and send
+leaves it on the outbox and the next run sends the very same bytes (the receiving side
+deduplicates by id); no second event for the same id is ever created.
+
+Whoever sends an outbox entry first claims it (``<claim>:<id>``, for ``CLAIM_SECONDS``), so
+two runs at once do not send the same entries twice. A claim left by a crash expires, and the
+entry is sent by a later run. :class:`OutboxKind` names the keys and the topic of one kind.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from stream.kafka.publisher import Publisher
+from stream.retry import retry_forever
+from stream.store.store import Store
+
+log = logging.getLogger(__name__)
+CLAIM_SECONDS = 600
+CHUNK = 500
+
+
+def _nothing(event: dict[str, Any]) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxKind:
+    """Where one kind of outgoing event is recorded and where it goes.
+
+    ``outbox``: key parts of the sorted set of ids not yet confirmed sent; ``record``: key
+    part of the records (``<record>:<id>`` holds the event's JSON); ``claim``: key part of a
+    sender's claim; ``topic``: where it is sent, keyed by the event's ``key_field``;
+    ``on_sent``: called with each event once the broker confirmed it (metrics).
+    """
+
+    name: str
+    outbox: tuple[str, ...]
+    record: str
+    claim: str
+    topic: str
+    key_field: str = "household_id"
+    on_sent: Callable[[dict[str, Any]], None] = field(default=_nothing)
+
+
+class Outbox:
+    """Send one kind's recorded events, each id at most once at a time, until confirmed."""
+
+    def __init__(self, store: Store, publisher: Publisher, kind: OutboxKind) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.kind = kind
+
+    @property
+    def key(self) -> str:
+        return self.store.key(*self.kind.outbox)
+
+    def record_key(self, event_id: str) -> str:
+        return self.store.key(self.kind.record, event_id)
+
+    def claim_key(self, event_id: str) -> str:
+        return self.store.key(self.kind.claim, event_id)
+
+    async def pending(self) -> list[str]:
+        """Ids recorded but not yet confirmed sent, oldest first."""
+        return [_text(i) for i in await self.store.redis.zrange(self.key, 0, -1)]
+
+    async def pending_among(self, ids: list[str]) -> set[str]:
+        """The ids of ``ids`` still on the outbox (one round trip)."""
+        if not ids:
+            return set()
+        scores = await self.store.redis.zmscore(self.key, ids)
+        return {i for i, score in zip(ids, scores, strict=True) if score is not None}
+
+    async def send_pending(self) -> int:
+        """Send everything still on the outbox (left by a crash or a broker outage)."""
+        return await self.send(await self.pending())
+
+    async def send(self, ids: list[str]) -> int:
+        """Send the recorded events ``ids`` that nobody else is sending; returns how many."""
+        token = secrets.token_hex(8)
+        sent = 0
+        for start in range(0, len(ids), CHUNK):
+            mine = await self._claim(ids[start : start + CHUNK], token)
+            if not mine:
+                continue
+            try:
+                sent += await self._send_chunk(mine)
+            except BaseException:
+                # Not confirmed (a fatal error, or the process is being stopped): let the next
+                # run send these again now, as it would after a crash once the claims expired.
+                await self.store.redis.delete(*(self.claim_key(i) for i in mine))
+                raise
+            await self.store.redis.zrem(self.key, *mine)
+            await self.store.redis.delete(*(self.claim_key(i) for i in mine))
+        return sent
+
+    async def _send_chunk(self, ids: list[str]) -> int:
+        """Send the recorded events ``ids`` until the broker confirmed them; returns how many."""
+        bodies = await self.store.redis.mget([self.record_key(i) for i in ids])
+        chunk = [
+            (i, _bytes(b), orjson.loads(b))
+            for i, b in zip(ids, bodies, strict=True)
+            if b is not None
+        ]
+        topic, key_field = self.kind.topic, self.kind.key_field
+
+        async def deliver() -> None:
+            # The whole chunk again on every attempt: a failed flush has already consumed the
+            # publisher's pending sends, so flushing once more would confirm nothing.
+            for _event_id, body, event in chunk:
+                await self.publisher.send(topic, str(event[key_field]).encode(), body)
+            await self.publisher.flush()
+
+        await retry_forever(deliver, dependency="kafka", transient=(Exception,))
+        for event_id, _body, event in chunk:
+            self.kind.on_sent(event)
+            log.debug("%s %s sent", self.kind.name, event_id)
+        return len(chunk)
+
+    async def _claim(self, ids: list[str], token: str) -> list[str]:
+        """The ids of ``ids`` this sender may send: claimed now, and still on the outbox
+        (another sender may have sent one and released its claim since it was read)."""
+        if not ids:
+            return []
+        async with self.store.redis.pipeline(transaction=False) as pipe:
+            for event_id in ids:
+                pipe.set(self.claim_key(event_id), token, nx=True, ex=CLAIM_SECONDS)
+            claimed = await pipe.execute()
+        ours = [i for i, ok in zip(ids, claimed, strict=True) if ok]
+        if not ours:
+            return []
+        still = await self.pending_among(ours)
+        gone = [i for i in ours if i not in still]
+        if gone:
+            await self.store.redis.delete(*(self.claim_key(i) for i in gone))
+        return [i for i in ours if i in still]
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()

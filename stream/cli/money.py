@@ -1,0 +1,119 @@
+"""``loyalty member-payments``, ``loyalty tax-report`` (contract section 11)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+from models.member_payment import KINDS
+from models.money import format_cents
+from stream.bonus.member_payments import (
+    MemberPaymentsError,
+    run_member_payments,
+    tax_report_rows,
+)
+from stream.cli.support import Handler, load_rules_or_exit
+from stream.kafka.publisher import KafkaPublisher
+from stream.settings import Settings
+from stream.store.store import Store
+
+
+def add_commands(sub: Any) -> dict[str, Handler]:
+    payments = sub.add_parser(
+        "member-payments",
+        help="pay a year's interest on member capital and surplus refund (member-payment/1)",
+        description=(
+            "Compute each household's capital interest and surplus refund for YEAR from the "
+            'rules\' [co_op_years."CO-OP".YEAR] and emit member-payment/1 events on the '
+            "member-payments topic, never twice per payment_id however often it runs. "
+            "Refused before the year has ended in the rules' time zone, and when a "
+            "household's co-op has no rates for the year."
+        ),
+    )
+    payments.add_argument("year", type=int, metavar="YEAR")
+    tax = sub.add_parser(
+        "tax-report",
+        help="write the capital interest paid for a year as CSV, for the tax authority",
+        description=(
+            "One row per capital interest payment emitted for YEAR: "
+            "payment_id,household_id,head_person_id,amount_cents. Built from the payments "
+            "recorded and confirmed sent, so it always agrees with the topic."
+        ),
+    )
+    tax.add_argument("year", type=int, metavar="YEAR")
+    tax.add_argument("--out", required=True, type=Path, metavar="FILE", help="CSV file to write")
+    return {"member-payments": cmd_member_payments, "tax-report": cmd_tax_report}
+
+
+def cmd_member_payments(args: argparse.Namespace, settings: Settings) -> int:
+    rules = load_rules_or_exit(settings)
+
+    async def run() -> int:
+        store = Store.from_url(settings.redis_url, settings.redis_prefix)
+        try:
+            async with KafkaPublisher(settings.kafka_url) as publisher:
+                report = await run_member_payments(
+                    settings,
+                    rules,
+                    store,
+                    publisher,
+                    args.year,
+                    progress=lambda n: print(f"  {n} households done", flush=True),
+                )
+        except MemberPaymentsError as exc:
+            print(f"cannot make the member payments of {args.year}: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+        print(
+            f"member payments {report.year}: {report.households} households, "
+            f"{report.recorded} payments recorded and sent now, {report.already_recorded} "
+            f"recorded by an earlier run (left as they were; {report.changed_since_recorded} "
+            f"would differ now), {report.resent} re-sent from the outbox"
+        )
+        print(f"  {'co-op':<20} {'kind':<18} {'payments':>9} {'amount':>16}")
+        for (co_op, kind), (count, cents) in sorted(
+            report.sums.items(), key=lambda item: (item[0][0], KINDS.index(item[0][1]))
+        ):
+            print(f"  {co_op:<20} {kind:<18} {count:>9} {format_cents(cents):>16}")
+        for kind in KINDS:
+            total = sum(c for (_, k), (_, c) in report.sums.items() if k == kind)
+            print(f"  {'all':<20} {kind:<18} {'':>9} {format_cents(total):>16}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_tax_report(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> int:
+        store = Store.from_url(settings.redis_url, settings.redis_prefix)
+        try:
+            rows, waiting = await tax_report_rows(settings, store, args.year)
+        finally:
+            await store.close()
+        with args.out.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(["payment_id", "household_id", "head_person_id", "amount_cents"])
+            for row in rows:
+                writer.writerow(
+                    [row.payment_id, row.household_id, row.head_person_id, row.amount_cents]
+                )
+        total = sum(r.amount_cents for r in rows)
+        print(
+            f"tax report {args.year}: {len(rows)} capital interest payments, "
+            f"{format_cents(total)}, written to {args.out}"
+        )
+        if waiting:
+            print(
+                f"  {len(waiting)} recorded payments not yet confirmed sent are left out: run "
+                f"`loyalty member-payments {args.year}` to send them, then this report again",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+
+    return asyncio.run(run())
