@@ -30,6 +30,7 @@ from models.months import Month, days_after
 from models.rules import Rules
 from stream import metrics
 from stream.bonus.outbox import Outbox, OutboxKind
+from stream.errors import LoyaltyError
 from stream.kafka.publisher import Publisher
 from stream.kafka.topics import Topics
 from stream.settings import Settings
@@ -38,7 +39,7 @@ from stream.store.store import Store
 BATCH = 500
 
 
-class MemberPaymentsError(Exception):
+class MemberPaymentsError(LoyaltyError):
     """The member payments of a year cannot be made now (year not ended, rates missing)."""
 
 
