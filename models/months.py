@@ -60,6 +60,32 @@ class Month:
         return now >= self.ends_at(tz)
 
 
+# -- months as dates (the first day stands for the month; analytics and retention use these) --
+
+
+def month_start(day: date) -> date:
+    """The first day of ``day``'s month."""
+    return day.replace(day=1)
+
+
+def months_back(month: date, count: int) -> date:
+    """The first day of the month ``count`` months before ``month``'s (negative: after)."""
+    index = month.year * 12 + month.month - 1 - count
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def month_end(month: date) -> date:
+    """The last day of ``month``'s month."""
+    return months_back(month, -1) - timedelta(days=1)
+
+
+def retention_cutoff(today: date, months: int) -> date:
+    """The first month kept: the month of ``today`` and the ``months - 1`` before it are kept."""
+    if months < 1:
+        raise ValueError("retention months must be >= 1")
+    return months_back(today, months - 1)
+
+
 def local_date(instant: datetime, tz: ZoneInfo) -> date:
     return instant.astimezone(tz).date()
 

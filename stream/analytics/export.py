@@ -11,15 +11,10 @@ from typing import Any, Protocol
 
 import orjson
 
+from models.consent import CHANNELS, household_bans_product_data, person_excluded_reason
+from models.months import month_start
 from stream.analytics.pseudonym import household_key
-from stream.analytics.segments import (
-    CHANNELS,
-    PRODUCT_DATA_BAN,
-    SQL,
-    _text,
-    latest_build,
-    month_start,
-)
+from stream.analytics.segments import SQL, _text, latest_build
 from stream.clickhouse.engine import ClickHouse
 from stream.errors import NoSegmentsError
 from stream.settings import Settings
@@ -100,18 +95,14 @@ def _hgetall_many(redis_client: RedisLike, keys: list[str]) -> list[dict[str, st
     return out
 
 
-def _person_reason(person: dict[str, str], bans: set[str], channel: str) -> str | None:
-    if channel == "email":
-        if "email" in bans:
-            return "email_ban"
-        if person.get("email_marketing") != "1":
-            return "no_email_permission"
-    elif channel == "sms":
-        if person.get("sms_marketing") != "1":
-            return "no_sms_permission"
-    elif "direct_mail" in bans:  # mail
-        return "direct_mail_ban"
-    return None
+def _person_reason(person: dict[str, str], bans: frozenset[str], channel: str) -> str | None:
+    """The consent rules (``models.consent``) on a person record as Redis holds it."""
+    return person_excluded_reason(
+        bans,
+        email_marketing=person.get("email_marketing") == "1",
+        sms_marketing=person.get("sms_marketing") == "1",
+        channel=channel,
+    )
 
 
 def export_segment(
@@ -178,8 +169,8 @@ def export_segment(
             continue
         members_of = person_ids[hid]
         records = [persons.get(p, {}) for p in members_of]
-        bans = [set(_json_list(r.get("bans"))) for r in records]
-        if any(PRODUCT_DATA_BAN in b for b in bans):
+        bans = [frozenset(_json_list(r.get("bans"))) for r in records]
+        if household_bans_product_data(bans):
             result.households_left_out["product_data_marketing_ban"] += 1
             continue
         if any(not r for r in records):

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from models.months import retention_cutoff as retention_cutoff  # noqa: PLC0414 (re-exported)
 from stream.analytics.sink import _PARTITION_ID
 from stream.clickhouse.engine import ClickHouse
 from stream.clickhouse.params import quote_identifier
@@ -23,14 +24,6 @@ class Partition:
     month: date
     rows: int
     bytes_on_disk: int
-
-
-def retention_cutoff(today: date, months: int) -> date:
-    """The first month kept: the month of ``today`` and the ``months - 1`` before it are kept."""
-    if months < 1:
-        raise ValueError("retention months must be >= 1")
-    index = today.year * 12 + today.month - 1 - (months - 1)
-    return date(index // 12, index % 12 + 1, 1)
 
 
 def partitions(client: ClickHouse, tables: Sequence[str] = RETENTION_TABLES) -> list[Partition]:

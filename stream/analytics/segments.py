@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from models.consent import CHANNELS as CHANNELS  # noqa: PLC0414 (re-exported)
+from models.consent import HOUSEHOLD_REASONS as HOUSEHOLD_REASONS  # noqa: PLC0414
+from models.consent import PERSON_REASONS as PERSON_REASONS  # noqa: PLC0414
+from models.consent import PRODUCT_DATA_BAN as PRODUCT_DATA_BAN  # noqa: PLC0414
+from models.months import month_end, month_start, months_back
 from stream.clickhouse.engine import ClickHouse
 from stream.errors import NoSegmentsError as NoSegmentsError  # noqa: PLC0414 (re-exported: its old home)
 
@@ -31,7 +36,6 @@ SEGMENT_COLUMNS = (
     "fuel",
 )
 DEFAULT_TIMEZONE = "Europe/Helsinki"
-CHANNELS = ("email", "sms", "mail")
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
@@ -53,19 +57,6 @@ def load_sql(path: Path = SQL_FILE) -> dict[str, str]:
 
 
 SQL: dict[str, str] = load_sql()
-
-
-def month_start(day: date) -> date:
-    return day.replace(day=1)
-
-
-def _months_back(month: date, count: int) -> date:
-    index = month.year * 12 + month.month - 1 - count
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def _month_end(month: date) -> date:
-    return _months_back(month, -1) - timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +109,8 @@ def build_segments(
     as_of = month_start(as_of_month)
     params: dict[str, Any] = {
         "as_of": as_of,
-        "as_of_end": _month_end(as_of),
-        "from_month": _months_back(as_of, months - 1),
+        "as_of_end": month_end(as_of),
+        "from_month": months_back(as_of, months - 1),
         "months": months,
         "tz": tz,
         **(rules or SegmentRules()).params(),
@@ -181,23 +172,7 @@ def assortment(
 
 # -- export -------------------------------------------------------------------------------
 
-#: household-level reasons, in the order they are checked (a household counts once, first hit)
-HOUSEHOLD_REASONS = (
-    "household_unknown",  # in the segment, but no hh:* record maps to its key
-    "household_ended",
-    "product_data_marketing_ban",  # some person of the household has the ban
-    "person_record_missing",  # a listed person has no person:* record: bans unknown
-    "no_reachable_person",  # nobody in the household may be contacted on the channel
-)
-#: person-level reasons (persons of households that passed the household checks)
-PERSON_REASONS = (
-    "person_not_in_household",  # the person record names another household
-    "email_ban",
-    "no_email_permission",
-    "no_sms_permission",
-    "direct_mail_ban",
-)
-PRODUCT_DATA_BAN = "product_data_marketing"
+# The consent rules and their reason codes live in ``models.consent`` (imported above).
 
 
 def _text(value: Any) -> str:

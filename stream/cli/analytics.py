@@ -19,12 +19,13 @@ from zoneinfo import ZoneInfo
 
 import redis
 
+from models.consent import CHANNELS
 from models.errors import RulesError
-from models.months import Month
+from models.months import Month, retention_cutoff
 from models.rules import load_rules
 from stream.analytics.export import ExportResult, export_segment
-from stream.analytics.retention import drop_old_partitions, retention_cutoff
-from stream.analytics.segments import CHANNELS, build_segments, segment_sizes
+from stream.analytics.retention import drop_old_partitions
+from stream.analytics.segments import build_segments, segment_sizes
 from stream.cli.support import Handler
 from stream.clickhouse.connect import connect
 from stream.clickhouse.engine import ClickHouse

@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.months import Month, days_after, local_date
+from models.months import (
+    Month,
+    days_after,
+    local_date,
+    month_end,
+    month_start,
+    months_back,
+    retention_cutoff,
+)
 
 HEL = ZoneInfo("Europe/Helsinki")
 TICK = timedelta(microseconds=1)
@@ -268,3 +276,47 @@ def test_days_after_counts_local_days_from_the_end_of_the_month() -> None:
     expiry = days_after(Month(2026, 11), 35, HEL)
     assert expiry.astimezone(HEL).replace(tzinfo=None) == datetime(2027, 1, 5)
     assert expiry == utc("2027-01-04T22:00:00Z")
+
+
+# -- months as dates (analytics and retention) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("day", "count", "first"),
+    [
+        (date(2026, 3, 17), 0, date(2026, 3, 1)),
+        (date(2026, 3, 1), 2, date(2026, 1, 1)),
+        (date(2026, 3, 31), 3, date(2025, 12, 1)),
+        (date(2026, 1, 1), 25, date(2023, 12, 1)),
+        (date(2026, 12, 5), -1, date(2027, 1, 1)),
+    ],
+)
+def test_months_back(day: date, count: int, first: date) -> None:
+    assert months_back(day, count) == first
+
+
+@pytest.mark.parametrize(
+    ("day", "last"),
+    [
+        (date(2026, 2, 10), date(2026, 2, 28)),
+        (date(2028, 2, 1), date(2028, 2, 29)),
+        (date(2026, 12, 31), date(2026, 12, 31)),
+        (date(2026, 4, 30), date(2026, 4, 30)),
+    ],
+)
+def test_month_start_and_end(day: date, last: date) -> None:
+    assert month_start(day) == day.replace(day=1)
+    assert month_end(day) == last
+
+
+@given(st.dates(min_value=date(1900, 1, 1), max_value=date(2900, 12, 31)))
+def test_month_end_is_the_day_before_the_next_month(day: date) -> None:
+    assert month_end(day) + timedelta(days=1) == months_back(day, -1)
+    assert month_start(day) <= day <= month_end(day)
+
+
+def test_retention_cutoff_keeps_this_month_and_the_ones_before() -> None:
+    assert retention_cutoff(date(2026, 11, 26), 1) == date(2026, 11, 1)
+    assert retention_cutoff(date(2026, 11, 26), 24) == date(2024, 12, 1)
+    with pytest.raises(ValueError, match=">= 1"):
+        retention_cutoff(date(2026, 11, 26), 0)
