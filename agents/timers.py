@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from stream import metrics
 from stream.app import FaustPublisher
-from stream.bonus.housekeeping import consumer_lag, scheduled_close, sweep_hold
+from stream.bonus.housekeeping import consumer_lag, scheduled_close, set_held_gauges, sweep_hold
 
 if TYPE_CHECKING:
     from stream.app import LoyaltyApp
@@ -35,7 +35,7 @@ def register(app: LoyaltyApp) -> None:
         try:
             for (topic, partition), lag in consumer_lag(app.consumer).items():
                 metrics.CONSUMER_LAG.labels(topic=topic, partition=str(partition)).set(lag)
-            metrics.HELD_SWIPES.set(await app.store.held_count())
+            await set_held_gauges(app.store)
         except Exception:
             log.exception("gauges failed")
 

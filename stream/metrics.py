@@ -29,6 +29,10 @@ REGISTER_EVENTS = Counter(
     ["type", "outcome"],
 )
 HELD_SWIPES = Gauge("loyalty_held_swipes", "Swipes held because their card is not yet known")
+HELD_OLDEST_AGE = Gauge(
+    "loyalty_held_oldest_age_seconds",
+    "Seconds since the longest-waiting unknown card's first swipe was held (0: none held)",
+)
 BATCH_SIZE = Histogram(
     "loyalty_batch_size", "Events per processed batch, by stage", ["stage"], buckets=SIZE_BUCKETS
 )

@@ -48,8 +48,15 @@ async def sweep_hold(
             metrics.DEAD_LETTERS.labels(source="swipes", reason="card_unknown").inc()
         await publisher.flush()
         counts["expired"] += await store.release_held(card, list(held))
-    metrics.HELD_SWIPES.set(await store.held_count())
+    await set_held_gauges(store)
     return counts
+
+
+async def set_held_gauges(store: Store) -> None:
+    """``loyalty_held_swipes`` and ``loyalty_held_oldest_age_seconds`` from Redis."""
+    metrics.HELD_SWIPES.set(await store.held_count())
+    oldest = await store.held_oldest_at()
+    metrics.HELD_OLDEST_AGE.set(0 if oldest is None else max(0.0, time.time() - oldest))
 
 
 def consumer_lag(consumer: Any) -> dict[tuple[str, int], int]:

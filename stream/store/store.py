@@ -194,6 +194,11 @@ class Store:
     async def held_count(self) -> int:
         return int(await self.redis.get(self.key("held", "count")) or 0)
 
+    async def held_oldest_at(self) -> float | None:
+        """When the longest-waiting card's first swipe was held (epoch seconds), or None."""
+        oldest = await self.redis.zrange(self.key("held", "index"), 0, 0, withscores=True)
+        return float(oldest[0][1]) if oldest else None
+
     async def cards_with_held(self, cards: list[str]) -> list[str]:
         """The cards among ``cards`` that have swipes on hold (one round trip)."""
         if not cards:

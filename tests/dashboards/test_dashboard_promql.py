@@ -191,6 +191,9 @@ def scrape_config(worker_port: int, api_port: int, own_port: int) -> dict[str, A
     """deploy/prometheus/prometheus.yml with its jobs pointed at local processes, 1 s scrapes."""
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+    # the alert rules too, from the repository (a relative path would be read next to the
+    # written config): a rule Prometheus cannot load stops it from starting
+    config["rule_files"] = [str(PROMETHEUS_CONFIG.parent / r) for r in config["rule_files"]]
     targets = {"worker": worker_port, "api": api_port, "prometheus": own_port}
     for job in config["scrape_configs"]:
         port = targets.pop(job["job_name"])

@@ -6,10 +6,12 @@ import asyncio
 import time
 
 import orjson
+import pytest
 
 from models.register import parse_register
 from models.rules import load_rules
-from stream.bonus.housekeeping import sweep_hold
+from stream import metrics
+from stream.bonus.housekeeping import set_held_gauges, sweep_hold
 from stream.bonus.register import register_op
 from stream.bonus.swipes import SwipeProcessor
 from stream.devstack.broker import TansuBroker
@@ -51,11 +53,16 @@ async def _scenario(settings: Settings) -> dict[str, object]:
             await store.apply_register([register_op(parse_register(events.encode(event)))])
         old = time.time() - 36 * 86400
         await store.redis.zadd(store.key("held", "index"), {"6390000000000002": old}, xx=True)
+        oldest = await store.held_oldest_at()
+        await set_held_gauges(store)
+        age = metrics.HELD_OLDEST_AGE._value.get()
         first = await sweep_hold(settings, store, swipes, publisher)
         second = await sweep_hold(settings, store, swipes, publisher)
         state = await store.month_state("HK", "2026-11")
         left = await store.held_count()
         index = await store.redis.zcard(store.key("held", "index"))
+        oldest_after = await store.held_oldest_at()
+        age_after = metrics.HELD_OLDEST_AGE._value.get()
     await store.close()
     return {
         "held": held,
@@ -64,6 +71,7 @@ async def _scenario(settings: Settings) -> dict[str, object]:
         "swipes": state.accumulator.swipes,
         "left": left,
         "index": index,
+        "oldest": (old, oldest, age, oldest_after, age_after),
     }
 
 
@@ -76,6 +84,10 @@ def test_the_sweep_credits_known_cards_and_dead_letters_holds_past_the_hold_peri
     assert result["first"] == {"credited_cards": 1, "expired": 2}
     assert result["second"] == {"credited_cards": 0, "expired": 0}
     assert (result["swipes"], result["left"], result["index"]) == (1, 0, 0)
+    old, oldest, age, oldest_after, age_after = result["oldest"]
+    assert oldest == pytest.approx(old, abs=0.01), "the oldest held card is the one held 36 days"
+    assert 36 * 86400 <= age < 36 * 86400 + 60, "the gauge: seconds since it was held"
+    assert (oldest_after, age_after) == (None, 0), "nothing held: no oldest, age 0"
     letters = [
         orjson.loads(r.value) for r in consume(kafka.bootstrap, settings.topic("dead-letters"), 2)
     ]
