@@ -32,5 +32,6 @@ create purchase-lines
 # what the bank side and the people fixing bad input read: kept longer than the default week
 create bonus-payouts --config "retention.ms=${NINETY_DAYS_MS}"
 create dead-letters --config "retention.ms=${NINETY_DAYS_MS}"
+create member-payments --config "retention.ms=${NINETY_DAYS_MS}"
 
 "$KAFKA_TOPICS" --bootstrap-server "$BOOTSTRAP" --describe --topic "${TOPIC_PREFIX}swipes"
