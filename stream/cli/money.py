@@ -46,7 +46,11 @@ def add_commands(sub: Any) -> dict[str, Handler]:
     )
     tax.add_argument("year", type=int, metavar="YEAR")
     tax.add_argument("--out", required=True, type=Path, metavar="FILE", help="CSV file to write")
-    return {"member-payments": cmd_member_payments, "tax-report": cmd_tax_report}
+    return {
+        "member-payments": cmd_member_payments,
+        "tax-report": cmd_tax_report,
+        **add_simulate(sub),
+    }
 
 
 def cmd_member_payments(args: argparse.Namespace, settings: Settings) -> int:
@@ -117,3 +121,109 @@ def cmd_tax_report(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+# -- loyalty simulate ---------------------------------------------------------------------
+
+
+def add_simulate(sub: Any) -> dict[str, Handler]:
+    sim = sub.add_parser(
+        "simulate",
+        help="what a candidate rules file would cost: Bonus difference per co-op and tier band",
+        description=(
+            "Compute, from the accumulators already held, what every household would have "
+            "earned in MONTHS under the candidate rules, and print the difference against the "
+            "current rules (LOYALTY_RULES) per co-op, per tier band and in total, exact to the "
+            "cent. Emits nothing. A change the accumulators cannot answer (excluded groups or "
+            "methods, fuel groups, benefit methods, campaigns) is recomputed from the purchase "
+            "lines in ClickHouse, and the output says so."
+        ),
+    )
+    sim.add_argument("--rules", required=True, type=Path, metavar="CANDIDATE.toml")
+    sim.add_argument("--months", required=True, metavar="YYYY-MM..YYYY-MM")
+    sim.add_argument("--co-op", default=None, metavar="CO-OP", help="only this co-op")
+    sim.add_argument("--html", type=Path, default=None, metavar="FILE", help="also write a page")
+    return {"simulate": cmd_simulate}
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from models.errors import RulesError
+    from models.rules import load_rules
+    from stream.bonus.simulate import SimulateError, parse_months, run_simulation
+
+    current = load_rules_or_exit(settings)
+    try:
+        candidate = load_rules(args.rules)
+        months = parse_months(args.months)
+    except (RulesError, SimulateError) as exc:
+        print(f"cannot simulate: {exc}", file=sys.stderr)
+        return 1
+
+    async def run() -> int:
+        store = Store.from_url(settings.redis_url, settings.redis_prefix)
+        try:
+            result = await run_simulation(
+                settings,
+                store,
+                current,
+                candidate,
+                months,
+                co_op=args.co_op,
+                progress=lambda n: print(f"  {n} household-months priced", flush=True),
+            )
+        except SimulateError as exc:
+            print(f"cannot simulate: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+        for line in simulation_text(result, current, args.rules, settings.rules):
+            print(line)
+        if args.html:
+            from stream.cli.simulate_html import write_simulation_page
+
+            write_simulation_page(result, current, args.html, candidate_path=args.rules)
+            print(f"page written to {args.html}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def simulation_text(
+    result: Any, current: Any, candidate_path: Path, current_path: Path
+) -> list[str]:
+    sim = result.simulation
+    months = f"{result.months[0]}..{result.months[-1]}"
+    out = [
+        f"simulate {months}{f' co-op {result.co_op}' if result.co_op else ''}: "
+        f"candidate {candidate_path} against {current_path} (from {result.source})",
+        f"changed rules: {', '.join(result.changed) or 'none'}",
+    ]
+    out += [f"note: {n}" for n in result.notes]
+    head = (
+        f"  {'tier band (current)':<28} {'h-months':>9} {'up':>6} {'down':>6} "
+        f"{'current':>15} {'candidate':>15} {'difference':>15}"
+    )
+
+    def row(label: str, s: Any) -> str:
+        return (
+            f"  {label:<28} {s.household_months:>9} {s.moved_up:>6} {s.moved_down:>6} "
+            f"{format_cents(s.current_cents):>15} {format_cents(s.candidate_cents):>15} "
+            f"{format_cents(s.difference_cents):>15}"
+        )
+
+    for co_op in sorted(sim.by_co_op):
+        out.append(f"co-op {co_op}:")
+        out.append(head)
+        out += [row(label, sums) for label, sums in sim.bands(co_op, current)]
+        out.append(row("all bands", sim.by_co_op[co_op]))
+    t = sim.total
+    out.append(
+        f"total: {sim.households} households, {t.household_months} household-months; "
+        f"current {format_cents(t.current_cents)}, candidate {format_cents(t.candidate_cents)}, "
+        f"difference {format_cents(t.difference_cents)}"
+    )
+    out.append(
+        f"households moving tier: {len(sim.moved_households)} (household-months up "
+        f"{t.moved_up}, down {t.moved_down}); households whose Bonus changes: {len(sim.changed)}"
+    )
+    return out

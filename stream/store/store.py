@@ -325,3 +325,29 @@ class Store:
             return []
         bodies = await self.redis.mget([self.key("member-payment", i) for i in payment_ids])
         return [orjson.loads(b) if b is not None else None for b in bodies]
+
+    # -- what-if (loyalty simulate) ---------------------------------------------------------
+
+    async def month_household_batches(
+        self, month: str, count: int = 1000
+    ) -> AsyncIterator[list[str]]:
+        """The households with an accumulator in ``month``, in batches (deduplicated)."""
+        seen: set[str] = set()
+        cursor = 0
+        members = self.key("month", month, "households")
+        while True:
+            cursor, found = await self.redis.sscan(members, cursor=cursor, count=count)
+            batch = sorted({_text(b) for b in found} - seen)
+            seen.update(batch)
+            if batch:
+                yield batch
+            if cursor == 0:
+                break
+
+    async def accumulators(self, household_ids: list[str], month: str) -> list[Accumulator]:
+        """The household-months' accumulators in one round trip (empty where there is none)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for household_id in household_ids:
+                pipe.hgetall(self.key("acc", household_id, month))
+            found = await pipe.execute()
+        return [Accumulator.from_fields({_text(k): _text(v) for k, v in d.items()}) for d in found]
