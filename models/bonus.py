@@ -16,7 +16,7 @@ from models.errors import InvalidEvent
 from models.money import div_round_half_up, format_cents
 from models.months import Month
 from models.rules import Rules, Tier
-from models.swipe import Swipe
+from models.swipe import SwipeLike
 
 _CAMPAIGN_FIELD = re.compile(r"^campaign_x(\d+)_cents$")
 
@@ -93,50 +93,89 @@ _PLAIN_FIELDS = (
 )
 
 
+# What ``Contribution.line_codes`` holds per line: not eligible, eligible, eligible in the
+# swipe's campaign. One small int per line instead of an object per line (the hot path).
+NOT_ELIGIBLE = 0
+ELIGIBLE = 1
+IN_CAMPAIGN = 2
+
+
 @dataclass(frozen=True, slots=True)
 class Contribution:
     month: Month
     delta: Accumulator
-    lines: tuple[LineResult, ...]
+    line_codes: tuple[int, ...]  # NOT_ELIGIBLE | ELIGIBLE | IN_CAMPAIGN per line
+    campaign_id: str = ""  # the campaign of the IN_CAMPAIGN lines
+
+    @property
+    def lines(self) -> tuple[LineResult, ...]:
+        """Per-line results as objects (for people and tests; the pipeline reads the codes)."""
+        campaign = self.campaign_id
+        return tuple(
+            LineResult(code != NOT_ELIGIBLE, campaign if code == IN_CAMPAIGN else "")
+            for code in self.line_codes
+        )
 
 
-def contribution(swipe: Swipe, rules: Rules) -> Contribution:
-    """The swipe's signed effect on its household-month (business status applied later)."""
+def contribution(swipe: SwipeLike, rules: Rules) -> Contribution:
+    """The swipe's signed effect on its household-month (business status applied later).
+
+    Sums in local ints and one ``Accumulator`` at the end: this runs once per swipe on the hot
+    path. A new accumulator field: a local here, summed in the loop, passed at the end.
+    """
     sign = swipe.sign
-    delta = Accumulator(swipes=1, returns=1 if sign < 0 else 0)
     payment_eligible = swipe.payment_method not in rules.excluded_payment_methods
     benefit_method = swipe.payment_method in rules.payment_benefit_methods
     campaign = rules.campaign_for(swipe.store_id, swipe.occurred_at)
-    results = []
-    for index, line in enumerate(swipe.lines):
+    excluded_groups = rules.excluded_product_groups
+    fuel_groups = rules.fuel_product_groups
+    benefit_excluded = rules.payment_benefit_excluded_product_groups
+    purchases = regular = in_campaign = fuel_ml = fuel_cents = benefit = excluded = 0
+    codes: list[int] = []
+    index = 0
+    for line in swipe.lines:
+        group = line.product_group
         amount = sign * line.amount_cents
-        is_fuel = line.product_group in rules.fuel_product_groups
+        is_fuel = group in fuel_groups
         if line.fuel_ml is not None and not is_fuel:
             raise InvalidEvent(
                 "invalid_field", f"lines[{index}].fuel_ml is only allowed on fuel lines"
             )
-        eligible = payment_eligible and line.product_group not in rules.excluded_product_groups
-        in_campaign = eligible and not is_fuel and campaign is not None
-        results.append(LineResult(eligible, campaign.id if in_campaign and campaign else ""))
-        if not eligible:
-            delta.excluded_cents += amount
+        index += 1
+        if not payment_eligible or group in excluded_groups:
+            codes.append(NOT_ELIGIBLE)
+            excluded += amount
             continue
-        delta.purchases_cents += amount
+        purchases += amount
         if is_fuel:
-            delta.fuel_cents += amount
-            delta.fuel_ml += sign * (line.fuel_ml or 0)
+            codes.append(ELIGIBLE)
+            fuel_cents += amount
+            fuel_ml += sign * (line.fuel_ml or 0)
         elif campaign is not None:
-            m = campaign.multiplier
-            delta.campaign_cents[m] = delta.campaign_cents.get(m, 0) + amount
+            codes.append(IN_CAMPAIGN)
+            in_campaign += amount
         else:
-            delta.regular_cents += amount
-        if (
-            benefit_method
-            and line.product_group not in rules.payment_benefit_excluded_product_groups
-        ):
-            delta.benefit_cents += amount
-    delta.campaign_cents = {m: c for m, c in delta.campaign_cents.items() if c}
-    return Contribution(Month.of(swipe.occurred_at, rules.timezone), delta, tuple(results))
+            codes.append(ELIGIBLE)
+            regular += amount
+        if benefit_method and group not in benefit_excluded:
+            benefit += amount
+    delta = Accumulator(
+        purchases_cents=purchases,
+        regular_cents=regular,
+        campaign_cents={campaign.multiplier: in_campaign} if campaign and in_campaign else {},
+        fuel_ml=fuel_ml,
+        fuel_cents=fuel_cents,
+        benefit_cents=benefit,
+        excluded_cents=excluded,
+        swipes=1,
+        returns=1 if sign < 0 else 0,
+    )
+    return Contribution(
+        Month.of(swipe.occurred_at, rules.timezone),
+        delta,
+        tuple(codes),
+        campaign.id if campaign is not None else "",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from typing import Any
 from models.errors import InvalidEvent
 
 # Always used with ``fullmatch``: ``^...$`` with ``match`` also accepts a trailing newline.
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
 _DIGITS = re.compile(r"[0-9]+")
@@ -84,7 +84,7 @@ def choice(obj: dict[str, Any], name: str, allowed: frozenset[str]) -> str:
 
 def timestamp(obj: dict[str, Any], name: str) -> datetime:
     value = require(obj, name)
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+    if not isinstance(value, str) or not RFC3339.fullmatch(value):
         raise InvalidEvent("invalid_field", f"{name} must be RFC 3339 with a UTC offset")
     try:
         return datetime.fromisoformat(value.upper().replace("Z", "+00:00"))

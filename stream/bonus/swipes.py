@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 import redis.exceptions
 
-from models.bonus import Contribution, contribution
+from models.bonus import IN_CAMPAIGN, NOT_ELIGIBLE, Contribution, contribution
 from models.errors import InvalidEvent
-from models.months import days_after, local_date
+from models.months import Month, days_after, local_date
 from models.rules import Rules
-from models.swipe import Swipe, parse_swipe
+from models.swipe import SwipeLike, decode_swipe
 from stream import metrics
 from stream.analytics.pseudonym import household_key
 from stream.kafka.deadletters import dead_letter
@@ -39,9 +39,19 @@ ROWS_PER_MESSAGE = 1000  # purchase lines per message of the internal topic (abo
 @dataclass(slots=True)
 class _Parsed:
     record: Record
-    swipe: Swipe
+    swipe: SwipeLike
     contribution: Contribution
     from_hold: bool = False
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A batch decoded and validated (``SwipeProcessor.prepare``), not yet applied."""
+
+    size: int
+    parsed: list[_Parsed]
+    rejected: list[tuple[Record, str, str]]  # (record, reason, detail)
+    started: float
 
 
 class SwipeProcessor:
@@ -61,45 +71,54 @@ class SwipeProcessor:
         self.now = now
         self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
         self._accumulator_days = 31 * settings.retention_months
+        self._month_cache: dict[Month, tuple[str, int, int, str]] = {}
 
     async def process(self, records: list[Record]) -> dict[str, int]:
         """Process one batch from ``loyalty.swipes``; returns outcome counts."""
+        return await self.apply(self.prepare(records))
+
+    def prepare(self, records: list[Record]) -> Prepared:
+        """Decode, validate and compute contributions: CPU only, no I/O (the batch consumer
+        runs it for the next batch while this one waits on Redis and the producer)."""
         started = time.perf_counter()
-        parsed: list[_Parsed] = []
+        prepared = Prepared(len(records), [], [], started)
         for record in records:
-            item = await self._parse(record)
-            if item is not None:
-                parsed.append(item)
-        counts = await self._apply(parsed)
+            self._parse(record, prepared)
+        return prepared
+
+    async def apply(self, prepared: Prepared) -> dict[str, int]:
+        """Apply a prepared batch to Redis, publish its lines and dead letters, and confirm."""
+        for record, reason, detail in prepared.rejected:
+            await self._reject(record, reason, detail, kind="unknown")
+        counts = await self._apply(prepared.parsed)
         await self.publisher.flush()
-        metrics.BATCH_SIZE.labels(stage="swipes").observe(len(records))
-        metrics.BATCH_SECONDS.labels(stage="swipes").observe(time.perf_counter() - started)
-        counts["rejected"] = len(records) - len(parsed)
+        metrics.BATCH_SIZE.labels(stage="swipes").observe(prepared.size)
+        metrics.BATCH_SECONDS.labels(stage="swipes").observe(time.perf_counter() - prepared.started)
+        counts["rejected"] = prepared.size - len(prepared.parsed)
         return counts
 
     async def credit_held(self, cards: list[str]) -> dict[str, int]:
         """Re-run the held swipes of cards that are now known, as one batch (idempotent)."""
         held = await retry_forever(lambda: self.store.held_swipes(cards), dependency="redis")
-        parsed: list[_Parsed] = []
+        prepared = Prepared(0, [], [], time.perf_counter())
         for card, swipes in held.items():
             for raw in swipes.values():
-                item = await self._parse(Record(card.encode(), raw), from_hold=True)
-                if item is not None:
-                    parsed.append(item)
-        counts = await self._apply(parsed)
+                self._parse(Record(card.encode(), raw), prepared, from_hold=True)
+        for record, reason, detail in prepared.rejected:
+            await self._reject(record, reason, detail, kind="unknown")
+        counts = await self._apply(prepared.parsed)
         await self.publisher.flush()
         return counts
 
-    async def _parse(self, record: Record, *, from_hold: bool = False) -> _Parsed | None:
+    def _parse(self, record: Record, into: Prepared, *, from_hold: bool = False) -> None:
         try:
-            swipe = parse_swipe(record.value or b"")
-            return _Parsed(record, swipe, contribution(swipe, self.rules), from_hold)
+            swipe = decode_swipe(record.value or b"")
+            into.parsed.append(_Parsed(record, swipe, contribution(swipe, self.rules), from_hold))
         except InvalidEvent as exc:
-            await self._reject(record, exc.reason, exc.detail, kind="unknown")
+            into.rejected.append((record, exc.reason, exc.detail))
         except Exception as exc:  # a bug must not lose the event: it is kept in dead letters
             log.exception("unexpected error parsing a swipe")
-            await self._reject(record, "internal_error", type(exc).__name__, kind="unknown")
-        return None
+            into.rejected.append((record, "internal_error", type(exc).__name__))
 
     async def _apply(self, parsed: list[_Parsed]) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -124,12 +143,17 @@ class SwipeProcessor:
                     outcomes.append(SwipeOutcome("rejected", "", "", False))
         now = self.now()
         rows: list[dict[str, Any]] = []
+        # Metrics once per batch: (kind, outcome) -> swipes, (co_op, kind) -> eligible cents.
+        by_outcome: dict[tuple[str, str], int] = {}
+        eligible: dict[tuple[str, str], int] = {}
+        lags: list[float] = []
         for p, outcome in zip(parsed, outcomes, strict=True):
             name = outcome.outcome
             if p.from_hold and name == "applied":
                 name = "credited"
             counts[name] = counts.get(name, 0) + 1
-            metrics.SWIPES.labels(kind=p.swipe.kind, outcome=name).inc()
+            okey = (p.swipe.kind, name)
+            by_outcome[okey] = by_outcome.get(okey, 0) + 1
             if outcome.outcome == "blocked":
                 await self._reject(p.record, "card_blocked", "the card is blocked", p.swipe.kind)
             elif outcome.outcome == "expired":
@@ -139,30 +163,49 @@ class SwipeProcessor:
                 # and the analytics table keeps one row per (event_id, line_no).
                 rows += self._lines(p, outcome)
                 if outcome.outcome == "applied":
-                    lag = (now - p.swipe.occurred_at).total_seconds()
-                    metrics.EVENT_TO_BALANCE_SECONDS.observe(max(0.0, lag))
+                    lags.append((now - p.swipe.occurred_at).total_seconds())
                     if not outcome.business:
-                        metrics.ELIGIBLE_CENTS.labels(
-                            co_op=outcome.co_op or "unknown", kind=p.swipe.kind
-                        ).inc(abs(p.contribution.delta.purchases_cents))
+                        ekey = (outcome.co_op or "unknown", p.swipe.kind)
+                        eligible[ekey] = eligible.get(ekey, 0) + abs(
+                            p.contribution.delta.purchases_cents
+                        )
+        for (kind, name), n in by_outcome.items():
+            metrics.SWIPES.labels(kind=kind, outcome=name).inc(n)
+        for (co_op, kind), cents in eligible.items():
+            metrics.ELIGIBLE_CENTS.labels(co_op=co_op, kind=kind).inc(cents)
+        observe = metrics.EVENT_TO_BALANCE_SECONDS.observe
+        for lag in lags:
+            observe(max(0.0, lag))
         # Few large messages, not one per swipe: far less producer work per swipe.
         for chunk in chunks(rows, ROWS_PER_MESSAGE):
             key = str(chunk[0]["event_id"]).encode()
             await self.publisher.send(self.topics.purchase_lines, key, orjson.dumps(chunk))
         return counts
 
+    def _month(self, month: Month) -> tuple[str, int, int, str]:
+        """(``YYYY-MM``, seen-set expiry, accumulator expiry, first day) of a month, cached."""
+        found = self._month_cache.get(month)
+        if found is None:
+            tz = self.rules.timezone
+            found = self._month_cache[month] = (
+                str(month),
+                int(days_after(month, self.settings.dedupe_days, tz).timestamp()),
+                int(days_after(month, self._accumulator_days, tz).timestamp()),
+                month.first_day.isoformat(),
+            )
+        return found
+
     def _entry(self, p: _Parsed) -> dict[str, Any]:
-        tz = self.rules.timezone
-        month = p.contribution.month
+        month, dedupe_until, keep_until, _ = self._month(p.contribution.month)
         return {
             "e": p.swipe.event_id,
             "c": p.swipe.card,
-            "m": str(month),
-            "d": local_date(p.swipe.occurred_at, tz).isoformat(),
+            "m": month,
+            "d": local_date(p.swipe.occurred_at, self.rules.timezone).isoformat(),
             "i": p.contribution.delta.fields(),
             "r": (p.record.value or b"").decode("utf-8", errors="replace"),
-            "x": int(days_after(month, self.settings.dedupe_days, tz).timestamp()),
-            "a": int(days_after(month, self._accumulator_days, tz).timestamp()),
+            "x": dedupe_until,
+            "a": keep_until,
             "t": int(time.time()),
             "h": 1 if p.from_hold else 0,
         }
@@ -171,8 +214,11 @@ class SwipeProcessor:
         swipe = p.swipe
         hkey = household_key(self._pseudonym_key, outcome.household_id)
         occurred = swipe.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        month = p.contribution.month.first_day.isoformat()
+        month = self._month(p.contribution.month)[3]
         sign = swipe.sign
+        codes = p.contribution.line_codes
+        campaign = p.contribution.campaign_id
+        eligible = not outcome.business
         return [
             {
                 "event_id": swipe.event_id,
@@ -188,11 +234,11 @@ class SwipeProcessor:
                 "amount_cents": sign * line.amount_cents,
                 "fuel_ml": sign * (line.fuel_ml or 0),
                 "payment_method": swipe.payment_method,
-                "bonus_eligible": int(result.eligible and not outcome.business),
+                "bonus_eligible": int(eligible and code != NOT_ELIGIBLE),
                 "kind": swipe.kind,
-                "campaign_id": result.campaign_id,
+                "campaign_id": campaign if code == IN_CAMPAIGN else "",
             }
-            for i, (line, result) in enumerate(zip(swipe.lines, p.contribution.lines, strict=True))
+            for i, (line, code) in enumerate(zip(swipe.lines, codes, strict=True))
         ]
 
     async def _reject(self, record: Record, reason: str, detail: str, kind: str) -> None:
