@@ -19,6 +19,7 @@ from stream.settings import Settings
 from stream.store.store import Store
 
 log = logging.getLogger(__name__)
+FAUST_WEB_HOST = "127.0.0.1"  # Faust's own web server listens only locally
 
 
 class FaustPublisher(ConfirmingPublisher):
@@ -87,7 +88,7 @@ def create_app(
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout / 3),
         web_enabled=settings.worker_web_port > 0,
         web_port=settings.worker_web_port or 6066,
-        web_bind="127.0.0.1",
+        web_bind=FAUST_WEB_HOST,
         store="memory://",
         producer_acks=-1,
         stream_wait_empty=False,

@@ -10,6 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_RULES = Path(__file__).with_name("rules.default.toml")
 PLACEHOLDER_PSEUDONYM_KEY = "change-me-in-production"
+#: the log levels ``--log-level`` and ``LOYALTY_LOG_LEVEL`` take (Faust's names) and their numbers
+LOG_LEVELS: dict[str, int] = {"crit": 50, "error": 40, "warn": 30, "info": 20, "debug": 10}
+_LOG_LEVEL_ALIASES = {"critical": "crit", "warning": "warn"}  # the standard library's names
 
 
 class Settings(BaseSettings):
@@ -70,6 +73,20 @@ class Settings(BaseSettings):
         SecretStr(""), description="comma-separated bearer tokens for /v1; empty disables auth"
     )
     log_level: str = Field("info", description="log level: crit, error, warn, info or debug")
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, v: str) -> str:
+        level = v.strip().lower()
+        level = _LOG_LEVEL_ALIASES.get(level, level)
+        if level not in LOG_LEVELS:
+            raise ValueError(f"LOYALTY_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {v!r}")
+        return level
+
+    @property
+    def log_level_number(self) -> int:
+        """``log_level`` as a number of the ``logging`` module (Faust and uvicorn take these)."""
+        return LOG_LEVELS[self.log_level]
 
     @field_validator("kafka_url")
     @classmethod

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 
 import faust
 from prometheus_client import start_http_server
 
 from models.rules import Rules
-from stream.app import create_app
+from stream.app import FAUST_WEB_HOST, create_app
+from stream.errors import PortInUse
 from stream.kafka.topics import bootstrap_servers, create_topics_async
 from stream.settings import PLACEHOLDER_PSEUDONYM_KEY, Settings
 
@@ -36,6 +39,31 @@ def ensure_topics(settings: Settings) -> list[str]:
     return asyncio.run(create_topics_async(bootstrap_servers(settings.kafka_url), wanted))
 
 
+def check_port_free(host: str, port: int, setting: str) -> None:
+    """Raise :class:`PortInUse` if ``host:port`` cannot be bound now (someone listens on it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As servers bind (SO_REUSEADDR): a port in TIME_WAIT is free, a listener's is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise PortInUse(host, port, setting) from exc
+
+
+def start_metrics_server(settings: Settings) -> None:
+    """The worker's /metrics on ``LOYALTY_METRICS_HOST:LOYALTY_WORKER_METRICS_PORT``."""
+    try:
+        start_http_server(settings.worker_metrics_port, addr=settings.metrics_host)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise PortInUse(
+            settings.metrics_host, settings.worker_metrics_port, "LOYALTY_WORKER_METRICS_PORT"
+        ) from exc
+
+
 def run_worker(settings: Settings, rules: Rules) -> int:
     placeholder = settings.pseudonym_key.get_secret_value() == PLACEHOLDER_PSEUDONYM_KEY
     if placeholder and not settings.embedded_clickhouse:
@@ -44,12 +72,16 @@ def run_worker(settings: Settings, rules: Rules) -> int:
             "LOYALTY_PSEUDONYM_KEY is the placeholder: set a secret before writing to a "
             "ClickHouse server (only the embedded chdb demo may run without one)"
         )
+    # Ports first: a second worker on this host should fail at once, naming the setting.
+    if settings.worker_web_port:
+        check_port_free(FAUST_WEB_HOST, settings.worker_web_port, "LOYALTY_WORKER_WEB_PORT")
+    if settings.worker_metrics_port:
+        start_metrics_server(settings)
     created = ensure_topics(settings)
     if created:
         log.info("created topics: %s", ", ".join(created))
     app = create_app(settings, rules)
-    if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port, addr=settings.metrics_host)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    # A number: Faust's own names would go through logging.getLevelName, which knows no "crit".
+    worker = faust.Worker(app, loglevel=settings.log_level_number, quiet=True)
     worker.execute_from_commandline()  # returns only through SystemExit
     return 0

@@ -30,7 +30,7 @@ from stream.cli.support import Handler
 from stream.clickhouse.connect import connect
 from stream.clickhouse.engine import ClickHouse
 from stream.clickhouse.migrate import migrate
-from stream.errors import ClickHouseError, NoSegmentsError
+from stream.errors import LoyaltyError, map_exceptions
 from stream.settings import Settings
 from stream.store.retention import expire_months
 
@@ -74,11 +74,16 @@ def _months_arg(highest: int) -> Callable[[str], int]:
 
 
 def _run(args: argparse.Namespace, settings: Settings, body: Callable[[ClickHouse], int]) -> int:
-    """Connect, run ``body``, report ClickHouse and rules errors as one line on stderr."""
+    """Connect, run ``body``, report our errors (ClickHouse, Redis, rules) as one line on stderr.
+
+    With ``--debug`` they pass on, with their traceback.
+    """
     try:
-        with connect(settings.clickhouse_url) as client:
+        with map_exceptions(settings), connect(settings.clickhouse_url) as client:
             return body(client)
-    except (ClickHouseError, RulesError, NoSegmentsError, redis.RedisError) as exc:
+    except (LoyaltyError, RulesError) as exc:
+        if getattr(args, "debug", False):
+            raise
         _out(sys.stderr, f"error: {exc}")
         return 1
 

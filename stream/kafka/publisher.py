@@ -115,7 +115,11 @@ class KafkaPublisher(ConfirmingPublisher):
         )
 
     async def start(self) -> None:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            await self._producer.stop()  # a producer that failed to start still holds a client
+            raise
 
     async def stop(self) -> None:
         try:
