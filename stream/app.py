@@ -39,7 +39,8 @@ class FaustPublisher(ConfirmingPublisher):
         return topic
 
     async def _produce(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
-        return await self._topic(topic).send(key=key, value=value)  # type: ignore[no-any-return]
+        sent: asyncio.Future[Any] = await self._topic(topic).send(key=key, value=value)
+        return sent
 
 
 class LoyaltyApp(faust.App):

@@ -68,7 +68,11 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         print(f"  kafka (Tansu) {stack.kafka_url}\n  redis         {stack.redis_url}", flush=True)
         print(f"  clickhouse    {stack.clickhouse_url} (in the worker)", flush=True)
-        settings = Settings(**_settings_from(stack))  # type: ignore[arg-type]
+        settings = Settings(
+            kafka_url=stack.kafka_url,
+            redis_url=stack.redis_url,
+            clickhouse_url=stack.clickhouse_url,
+        )
         ensure_topics(settings)
         env = {**stack.environment(), "LOYALTY_WORKER_WEB_PORT": "0"}
         worker = WorkerProcess(data_dir, env, free_port())
@@ -92,14 +96,6 @@ def run_demo(args: argparse.Namespace) -> int:
         stack.stop()
         print("stopped: worker, API, Redis and Kafka", flush=True)
     return 0
-
-
-def _settings_from(stack: EmbeddedStack) -> dict[str, str]:
-    return {
-        "kafka_url": stack.kafka_url,
-        "redis_url": stack.redis_url,
-        "clickhouse_url": stack.clickhouse_url,
-    }
 
 
 async def _simulate(

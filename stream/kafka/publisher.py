@@ -135,7 +135,8 @@ class KafkaPublisher(ConfirmingPublisher):
         await self.stop()
 
     async def _produce(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
-        return await self._producer.send(topic, value=value, key=key)  # type: ignore[no-any-return]
+        sent: asyncio.Future[Any] = await self._producer.send(topic, value=value, key=key)
+        return sent
 
 
 log = logging.getLogger(__name__)
