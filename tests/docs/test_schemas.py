@@ -23,7 +23,9 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from models.bonus import BonusFigures
+from models.member_payment import CapitalLedger, plan_member_payments
 from models.payout import PaidSoFar, plan_payout
+from models.rules import CoOpYear
 from stream.kafka.deadletters import dead_letter
 from tests.support import events
 from tests.support.schemas import EVENT_SCHEMAS, ROOT, SCHEMAS, errors, load, schema_for
@@ -179,6 +181,24 @@ def test_payouts_of_models_payout_validate() -> None:
     # and the schema is not a rubber stamp: a zero total or a float amount breaks it
     assert errors("payout-1", first.to_json() | {"total_cents": 0})
     assert errors("payout-1", first.to_json() | {"to_capital_cents": 500.0})
+
+
+def test_member_payments_of_models_member_payment_validate() -> None:
+    payments = plan_member_payments(
+        household_id="H100234",
+        year=2026,
+        co_op="hok-elanto",
+        rates=CoOpYear(capital_interest_bp=300, surplus_refund_bp=100),
+        ledger=CapitalLedger(10000, {2026: 10000}),
+        monthly_purchases_cents=[41250] * 12,
+        business=False,
+        payout_account="FI2112345600000785",
+    )
+    assert [p.kind for p in payments] == ["capital_interest", "surplus_refund"]
+    for payment in payments:
+        assert errors("member-payment-1", payment.to_json()) == []
+    assert errors("member-payment-1", payments[0].to_json() | {"kind": "dividend"})
+    assert errors("member-payment-1", payments[0].to_json() | {"amount_cents": 0})
 
 
 @pytest.mark.parametrize("value", [b'{"schema": "swipe/1"}', b"\xff\xfe broken", None])
