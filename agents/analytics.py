@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agents._batches import batch_agent
-from stream.analytics.stage import LinesProcessor
-from stream.app import FaustPublisher
 
 if TYPE_CHECKING:
     from stream.app import LoyaltyApp
@@ -20,7 +18,7 @@ def register(app: LoyaltyApp) -> None:
         app,
         app.topic_names.purchase_lines,
         "analytics",
-        lambda: LinesProcessor(settings, FaustPublisher(app)).process,
+        lambda: app.lines_processor().process,
         size=max(1, settings.analytics_batch_size // ROWS_PER_MESSAGE_GUESS),
         within=settings.analytics_batch_seconds,
     )

@@ -71,7 +71,16 @@ class CapitalPayment:
     paid_at: datetime
 
 
-RegisterEvent = HouseholdSnapshot | CardSnapshot | PersonSnapshot | CapitalPayment
+@dataclass(frozen=True, slots=True)
+class ErasureRequest:
+    """Contract section 9: delete every piece of personal data held on the household."""
+
+    request_id: str
+    household_id: str
+    requested_at: datetime
+
+
+RegisterEvent = HouseholdSnapshot | CardSnapshot | PersonSnapshot | CapitalPayment | ErasureRequest
 
 
 def parse_register(raw: bytes) -> RegisterEvent:
@@ -142,9 +151,18 @@ def _capital(obj: dict[str, Any]) -> CapitalPayment:
     )
 
 
+def _erasure(obj: dict[str, Any]) -> ErasureRequest:
+    return ErasureRequest(
+        request_id=v.ascii_text(obj, "request_id", 128),
+        household_id=v.identifier(obj, "household_id"),
+        requested_at=v.timestamp(obj, "requested_at"),
+    )
+
+
 _PARSERS: dict[str, Callable[[dict[str, Any]], RegisterEvent]] = {
     "household": _household,
     "card": _card,
     "person": _person,
     "capital_payment": _capital,
+    "erasure": _erasure,
 }

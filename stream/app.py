@@ -11,6 +11,7 @@ import faust
 
 from models.rules import Rules, load_rules
 from stream import metrics
+from stream.analytics.stage import LinesProcessor
 from stream.bonus.register import RegisterProcessor
 from stream.bonus.swipes import SwipeProcessor
 from stream.kafka.publisher import ConfirmingPublisher
@@ -50,6 +51,7 @@ class LoyaltyApp(faust.App):
     rules: Rules
     topic_names: Topics
     _store: Store | None
+    _lines: LinesProcessor | None
 
     @property
     def store(self) -> Store:
@@ -60,6 +62,13 @@ class LoyaltyApp(faust.App):
     # Each processor gets its own publisher, so one agent's flush never covers another's sends.
     def swipe_processor(self) -> SwipeProcessor:
         return SwipeProcessor(self.settings, self.rules, self.store, FaustPublisher(self))
+
+    def lines_processor(self) -> LinesProcessor:
+        """The one analytics stage of this worker: its ClickHouse thread writes lines and
+        runs erasures, in order (see ``LinesProcessor``)."""
+        if self._lines is None:
+            self._lines = LinesProcessor(self.settings, FaustPublisher(self), self.store)
+        return self._lines
 
     def register_processor(self) -> RegisterProcessor:
         publisher = FaustPublisher(self)
@@ -99,6 +108,7 @@ def create_app(
     app.rules = rules if rules is not None else load_rules(settings.rules)
     app.topic_names = Topics(settings)
     app._store = None
+    app._lines = None
     importlib.import_module(autodiscover).discover(app)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_RULES = Path(__file__).with_name("rules.default.toml")
@@ -13,6 +13,7 @@ PLACEHOLDER_PSEUDONYM_KEY = "change-me-in-production"
 #: the log levels ``--log-level`` and ``LOYALTY_LOG_LEVEL`` take (Faust's names) and their numbers
 LOG_LEVELS: dict[str, int] = {"crit": 50, "error": 40, "warn": 30, "info": 20, "debug": 10}
 _LOG_LEVEL_ALIASES = {"critical": "crit", "warning": "warn"}  # the standard library's names
+MAX_RETENTION_MONTHS = 24  # what the register description promises
 
 
 class Settings(BaseSettings):
@@ -73,6 +74,16 @@ class Settings(BaseSettings):
         SecretStr(""), description="comma-separated bearer tokens for /v1; empty disables auth"
     )
     log_level: str = Field("info", description="log level: crit, error, warn, info or debug")
+    # Register rights (contract section 9).
+    ended_retention_months: int = Field(
+        24, ge=1, description="an ended household is erased this many months after ended_at"
+    )
+    retention_allow_longer: bool = Field(
+        False, description="allow LOYALTY_RETENTION_MONTHS above 24 (the register promises 24)"
+    )
+    rights_interval_seconds: float = Field(
+        86400.0, gt=0, description="how often the worker runs retention and ended-customer erasure"
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -111,6 +122,16 @@ class Settings(BaseSettings):
                 f"got {v!r}"
             )
         return v
+
+    @model_validator(mode="after")
+    def _retention_limit(self) -> Settings:
+        if self.retention_months > MAX_RETENTION_MONTHS and not self.retention_allow_longer:
+            raise ValueError(
+                f"LOYALTY_RETENTION_MONTHS={self.retention_months} is over the register's "
+                f"{MAX_RETENTION_MONTHS} months: set LOYALTY_RETENTION_ALLOW_LONGER=true to keep "
+                "data longer"
+            )
+        return self
 
     @property
     def embedded_clickhouse(self) -> bool:

@@ -168,6 +168,20 @@ class PurchaseLineSink:
             return 0.0
         return max(0.0, self._oldest + self.batch_seconds - self._clock())
 
+    def household_keys(self) -> set[int]:
+        """The household keys of the buffered rows."""
+        return {row[_HOUSEHOLD_KEY] for row in self._buffer}
+
+    def drop_households(self, keys: set[int]) -> int:
+        """Drop buffered rows of ``keys`` (erased households); returns how many."""
+        if not keys:
+            return 0
+        before = len(self._buffer)
+        self._buffer = [row for row in self._buffer if row[_HOUSEHOLD_KEY] not in keys]
+        if not self._buffer:
+            self._oldest = None
+        return before - len(self._buffer)
+
     def flush(self, *, force: bool = False) -> int:
         """Insert the buffer if it is due (or ``force``); return the rows written."""
         if not self._buffer or not (force or self.due()):
@@ -195,4 +209,5 @@ class PurchaseLineSink:
             self._written.inc(len(rows))
 
 
+_HOUSEHOLD_KEY = COLUMNS.index("household_key")
 _PARTITION_ID = re.compile(r"^(\d{4})(0[1-9]|1[0-2])$")

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import orjson
 
 from stream import metrics
+from stream.analytics.erasure import delete_households
 from stream.analytics.sink import PurchaseLineSink
 from stream.clickhouse.connect import connect
 from stream.clickhouse.engine import ClickHouse
@@ -28,18 +29,41 @@ from stream.kafka.publisher import Publisher
 from stream.kafka.topics import Record, Topics
 from stream.retry import retry_forever
 from stream.settings import Settings
+from stream.store.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+#: the confirming ClickHouse pass of an erasure runs this long after the first
+ERASURE_CONFIRM_SECONDS = 300.0
+
+
 class LinesProcessor:
-    def __init__(self, settings: Settings, publisher: Publisher) -> None:
+    """Writes purchase lines, and deletes erased households' rows, on one ClickHouse thread.
+
+    Ordering with erasures: each write first drops the rows of households erased in Redis
+    (checked in Redis right before the insert is queued on the thread), and the ClickHouse
+    deletion of an erasure is queued on the same thread after that, so within one worker no
+    row of an erased household survives. Rows another worker was inserting at the moment of
+    the erasure are caught by a second deletion ``ERASURE_CONFIRM_SECONDS`` later.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        publisher: Publisher,
+        store: Store | None = None,
+        *,
+        client: ClickHouse | None = None,
+    ) -> None:
         self.settings = settings
         self.publisher = publisher
+        self.store = store
         self.topics = Topics(settings)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="clickhouse")
-        self._client: ClickHouse | None = None
+        self._own_client = client is None  # a given client is the caller's to close
+        self._client: ClickHouse | None = client
         self._sink: PurchaseLineSink | None = None
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -49,11 +73,12 @@ class LinesProcessor:
     async def start(self) -> PurchaseLineSink:
         """Connect and migrate (retried until ClickHouse answers)."""
         if self._sink is None:
-            self._client = await retry_forever(
-                lambda: self._call(connect, self.settings.clickhouse_url),
-                dependency="clickhouse",
-                transient=(ClickHouseError, OSError),
-            )
+            if self._client is None:
+                self._client = await retry_forever(
+                    lambda: self._call(connect, self.settings.clickhouse_url),
+                    dependency="clickhouse",
+                    transient=(ClickHouseError, OSError),
+                )
             applied = await retry_forever(
                 lambda: self._call(migrate, self._client),
                 dependency="clickhouse",
@@ -85,16 +110,56 @@ class LinesProcessor:
                 )
                 await self.publisher.send(self.topics.dead_letters, record.key, letter)
         written = await retry_forever(
-            lambda: self._call(sink.flush, force=True),
-            dependency="clickhouse",
-            transient=(ClickHouseError, OSError),
+            lambda: self._flush(sink), dependency="clickhouse", transient=(ClickHouseError, OSError)
         )
         await self.publisher.flush()
+        await self.run_erasures()
         metrics.BATCH_SIZE.labels(stage="analytics").observe(written)
         metrics.BATCH_SECONDS.labels(stage="analytics").observe(time.perf_counter() - started)
         return written
 
+    async def _flush(self, sink: PurchaseLineSink) -> int:
+        if self.store is not None:
+            erased = await retry_forever(
+                lambda: self.store.erased_among(sink.household_keys()),  # type: ignore[union-attr]
+                dependency="redis",
+            )
+            dropped = sink.drop_households(erased)
+            if dropped:
+                log.info("dropped %d purchase line(s) of erased households", dropped)
+        # Queued right after the check, with no await in between (see the class docstring).
+        return await self._call(sink.flush, force=True)
+
+    async def run_erasures(self, now: float | None = None) -> int:
+        """Delete the ClickHouse rows of households erased in Redis whose deletion is due;
+        returns how many households were handled."""
+        if self.store is None:
+            return 0
+        moment = time.time() if now is None else now
+        store = self.store
+        first, second = await retry_forever(lambda: store.due_erasures(moment), dependency="redis")
+        keys = sorted(set(first) | set(second))
+        if not keys:
+            return 0
+        await self.start()
+        started = time.perf_counter()
+        await retry_forever(
+            lambda: self._call(delete_households, self._client, keys),
+            dependency="clickhouse",
+            transient=(ClickHouseError, OSError),
+        )
+        await retry_forever(
+            lambda: store.erasures_done(first, second, moment + ERASURE_CONFIRM_SECONDS),
+            dependency="redis",
+        )
+        log.info(
+            "erased %d household(s) in ClickHouse in %.2f s",
+            len(keys),
+            time.perf_counter() - started,
+        )
+        return len(keys)
+
     async def close(self) -> None:
-        if self._client is not None:
+        if self._client is not None and self._own_client:
             await self._call(self._client.close)
         self._thread.shutdown(wait=True)

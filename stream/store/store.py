@@ -6,7 +6,7 @@ Key layout: docs/DESIGN.md. All keys start with ``Settings.redis_prefix``.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -351,3 +351,37 @@ class Store:
                 pipe.hgetall(self.key("acc", household_id, month))
             found = await pipe.execute()
         return [Accumulator.from_fields({_text(k): _text(v) for k, v in d.items()}) for d in found]
+
+    # -- register rights (contract section 9) ---------------------------------------------
+
+    async def erased_among(self, keys: Iterable[int]) -> set[int]:
+        """The household keys among ``keys`` whose household was erased (recently)."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return set()
+        scores = await self.redis.zmscore(self.key("erased", "recent"), [str(k) for k in wanted])
+        return {k for k, score in zip(wanted, scores, strict=True) if score is not None}
+
+    async def due_erasures(self, now: float) -> tuple[list[int], list[int]]:
+        """(first pass, confirming pass): household keys whose ClickHouse rows are due for
+        deletion now. The confirming pass, a while after the first, catches rows another
+        worker was inserting while the erasure happened."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(self.key("erasure", "pending"), "-inf", now)
+            pipe.zrangebyscore(self.key("erasure", "confirm"), "-inf", now)
+            first, second = await pipe.execute()
+        return [int(_text(k)) for k in first], [int(_text(k)) for k in second]
+
+    async def erasures_done(self, first: list[int], second: list[int], confirm_at: float) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if first:
+                pipe.zrem(self.key("erasure", "pending"), *map(str, first))
+                pipe.zadd(self.key("erasure", "confirm"), {str(k): confirm_at for k in first})
+            if second:
+                pipe.zrem(self.key("erasure", "confirm"), *map(str, second))
+            await pipe.execute()
+
+    async def prune_erased(self, before: float) -> int:
+        """Forget erasures older than ``before`` for the analytics filter (the tombstones
+        that keep stale snapshots out stay)."""
+        return int(await self.redis.zremrangebyscore(self.key("erased", "recent"), "-inf", before))

@@ -13,6 +13,7 @@ from models.register import (
     MAX_BYTES,
     CapitalPayment,
     CardSnapshot,
+    ErasureRequest,
     HouseholdSnapshot,
     PersonSnapshot,
     parse_register,
@@ -335,3 +336,38 @@ def test_syntax_size_and_shape() -> None:
 def test_unknown_fields_are_ignored() -> None:
     data = obj("card", colour="green", issued={"at": "2020-01-01"})
     assert parse(data) == parse_register(CARD)
+
+
+# --- erasure (contract section 9) --------------------------------------------------------
+
+ERASURE = b"""{"schema": "register/1", "type": "erasure", "request_id": "ER-77",
+ "household_id": "H100234", "requested_at": "2026-12-01T10:00:00+02:00"}"""
+
+
+def test_erasure_example() -> None:
+    event = parse_register(ERASURE)
+    assert event == ErasureRequest(
+        request_id="ER-77",
+        household_id="H100234",
+        requested_at=datetime(2026, 12, 1, 8, 0, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        ("household_id", "H:1", "invalid_field"),
+        ("household_id", None, "missing_field"),
+        ("request_id", "", "invalid_field"),
+        ("request_id", None, "missing_field"),
+        ("requested_at", "2026-12-01T10:00:00", "invalid_field"),
+        ("requested_at", None, "missing_field"),
+    ],
+)
+def test_bad_erasure_requests_are_rejected(name: str, value: Any, why: str) -> None:
+    data: dict[str, Any] = json.loads(ERASURE)
+    if value is None:
+        del data[name]
+    else:
+        data[name] = value
+    assert reason(data) == why

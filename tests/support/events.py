@@ -125,6 +125,8 @@ def keyed(event: dict[str, Any]) -> tuple[bytes, bytes]:
         key = f"capital:{event['payment_id']}"
     elif event["type"] == "card":
         key = f"card:{event['card']}"
+    elif event["type"] == "erasure":
+        key = f"erasure:{event['request_id']}"
     else:
         key = f"{event['type']}:{event[event['type'] + '_id']}"
     return key.encode(), encode(event)
