@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
+from collections.abc import Iterator
 
 import faust
 from prometheus_client import start_http_server
@@ -37,6 +39,19 @@ def ensure_topics(settings: Settings) -> list[str]:
     """
     wanted = {settings.topic(name): settings.swipe_partitions for name in TOPICS}
     return asyncio.run(create_topics_async(bootstrap_servers(settings.kafka_url), wanted))
+
+
+@contextlib.contextmanager
+def _quiet(logger: str, *, unless: bool) -> Iterator[None]:
+    """Silence ``logger`` below CRITICAL inside the block (not when ``unless``)."""
+    log_ = logging.getLogger(logger)
+    before = log_.level
+    if not unless:
+        log_.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log_.setLevel(before)
 
 
 def check_port_free(host: str, port: int, setting: str) -> None:
@@ -77,7 +92,8 @@ def run_worker(settings: Settings, rules: Rules) -> int:
         check_port_free(FAUST_WEB_HOST, settings.worker_web_port, "LOYALTY_WORKER_WEB_PORT")
     if settings.worker_metrics_port:
         start_metrics_server(settings)
-    created = ensure_topics(settings)
+    with _quiet("aiokafka", unless=settings.log_level == "debug"):
+        created = ensure_topics(settings)  # a broker it cannot reach: one line from the CLI
     if created:
         log.info("created topics: %s", ", ".join(created))
     app = create_app(settings, rules)

@@ -18,6 +18,7 @@ from stream.settings import LOG_LEVELS, Settings
 
 EXIT_ERROR = 1
 SERVICES = frozenset({"worker", "api", "demo"})  # long-running: their logs stay as they are
+QUIET_LOGGERS = ("aiokafka", "clickhouse_driver")
 EXIT_USAGE = 2
 
 
@@ -125,8 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
         if args.command not in SERVICES and not args.debug and settings.log_level != "debug":
-            # A short command reports a broker it cannot reach in one line of its own.
-            logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+            # A short command reports a service it cannot reach in one line of its own; these
+            # clients would log the same failure first (clickhouse-driver with a traceback).
+            for name in QUIET_LOGGERS:
+                logging.getLogger(name).setLevel(logging.CRITICAL)
         with map_exceptions(settings):
             return handlers[args.command](args, settings)
     except (LoyaltyError, RulesError) as exc:

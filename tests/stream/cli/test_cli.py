@@ -269,3 +269,30 @@ def test_demo_data_dir_is_reused_only_with_its_marker(tmp_path: Path) -> None:
     with pytest.raises(UnsafeDataDir, match="not a directory"):
         fresh_data_dir(a_file)
     assert a_file.read_text() == "x"
+
+
+def test_worker_with_kafka_down_is_one_line(tmp_path: Path) -> None:
+    port = dead_port()
+    line = one_line_error(
+        run(
+            "worker",
+            env={
+                "LOYALTY_KAFKA_URL": f"kafka://127.0.0.1:{port}",
+                "LOYALTY_CLICKHOUSE_URL": f"chdb://{tmp_path / 'chdb'}",
+                "LOYALTY_WORKER_METRICS_PORT": "0",
+                "LOYALTY_WORKER_WEB_PORT": "0",
+            },
+        )
+    )
+    assert line.startswith(f"loyalty worker: error: Kafka broker at 127.0.0.1:{port}")
+    assert "LOYALTY_KAFKA_URL" in line
+
+
+def test_migrate_with_the_clickhouse_server_down_is_one_line() -> None:
+    port = dead_port()
+    line = one_line_error(
+        run("migrate", env={"LOYALTY_CLICKHOUSE_URL": f"clickhouse://u:pw@127.0.0.1:{port}/x"})
+    )
+    assert f"ClickHouse at 127.0.0.1:{port} is unavailable" in line
+    assert "LOYALTY_CLICKHOUSE_URL" in line
+    assert "u:pw" not in line
