@@ -90,3 +90,18 @@ MEMBER_PAYMENTS = Counter(
 MEMBER_PAYMENT_CENTS = Counter(
     "loyalty_member_payment_cents_total", "Cents in emitted member payments, by kind", ["kind"]
 )
+AUDIT_RECORDS = Counter(
+    "loyalty_audit_records_total",
+    "Audit records written (contract section 10), by action and outcome",
+    ["action", "outcome"],
+)
+AUDIT_FAILURES = Counter(
+    "loyalty_audit_failures_total",
+    "Accesses refused because their audit record could not be written",
+)
+API_REJECTED = Counter(
+    "loyalty_api_rejected_total",
+    "API requests refused before any data was read, by cause "
+    "(unauthorized, forbidden, rate_limited)",
+    ["cause"],
+)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_RULES = Path(__file__).with_name("rules.default.toml")
 PLACEHOLDER_PSEUDONYM_KEY = "change-me-in-production"
@@ -14,6 +17,29 @@ PLACEHOLDER_PSEUDONYM_KEY = "change-me-in-production"
 LOG_LEVELS: dict[str, int] = {"crit": 50, "error": 40, "warn": 30, "info": 20, "debug": 10}
 _LOG_LEVEL_ALIASES = {"critical": "crit", "warning": "warn"}  # the standard library's names
 MAX_RETENTION_MONTHS = 24  # what the register description promises
+PLACEHOLDER_AUDIT_KEY = "change-me-audit-key"
+
+
+class _FileVariables(PydanticBaseSettingsSource):
+    """``LOYALTY_<NAME>_FILE=/run/secrets/x``: the setting's value is that file's content."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = f"LOYALTY_{field_name.upper()}_FILE"
+        path = os.environ.get(variable)
+        if not path:
+            return None, field_name, False
+        try:
+            return Path(path).read_text(encoding="utf-8").rstrip("\r\n"), field_name, False
+        except OSError as exc:
+            raise ValueError(f"{variable}={path}: cannot read it ({exc.strerror})") from None
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, info in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(info, name)
+            if value is not None:
+                values[key] = value
+        return values
 
 
 class Settings(BaseSettings):
@@ -71,7 +97,7 @@ class Settings(BaseSettings):
         20.0, gt=0, description="Kafka consumer group rebalance timeout, seconds"
     )
     api_tokens: SecretStr = Field(
-        SecretStr(""), description="comma-separated bearer tokens for /v1; empty disables auth"
+        SecretStr(""), description="comma-separated v1 bearer tokens for /v1 (bonus:read only)"
     )
     log_level: str = Field("info", description="log level: crit, error, warn, info or debug")
     # Register rights (contract section 9).
@@ -98,6 +124,37 @@ class Settings(BaseSettings):
     def log_level_number(self) -> int:
         """``log_level`` as a number of the ``logging`` module (Faust and uvicorn take these)."""
         return LOG_LEVELS[self.log_level]
+
+    # Access control and audit (contract section 10; stream.auth, stream.audit).
+    api_clients: Path | None = Field(None, description="TOML file of API clients and scopes")
+    api_rate_per_second: float = Field(
+        50.0, ge=0, description="requests per second per API client (burst 2x); 0 = no limit"
+    )
+    audit_key: SecretStr = Field(
+        SecretStr(PLACEHOLDER_AUDIT_KEY),
+        description="secret for the audit records' subject_key (not the pseudonym key)",
+    )
+    audit_timeout_seconds: float = Field(
+        2.0, gt=0, description="longest wait for the broker to take an audit record"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # LOYALTY_<NAME>_FILE: the value is in that file (Docker secrets); LOYALTY_<NAME> wins.
+        return (
+            init_settings,
+            env_settings,
+            _FileVariables(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     @field_validator("kafka_url")
     @classmethod

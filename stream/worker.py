@@ -28,6 +28,7 @@ TOPICS = (
     "dead-letters",
     "purchase-lines",
     "member-payments",
+    "audit",
 )
 
 

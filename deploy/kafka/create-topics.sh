@@ -33,5 +33,7 @@ create purchase-lines
 create bonus-payouts --config "retention.ms=${NINETY_DAYS_MS}"
 create dead-letters --config "retention.ms=${NINETY_DAYS_MS}"
 create member-payments --config "retention.ms=${NINETY_DAYS_MS}"
+# audit/1 records (the analytics sink keeps them in ClickHouse audit_log for good)
+create audit --config "retention.ms=${NINETY_DAYS_MS}"
 
 "$KAFKA_TOPICS" --bootstrap-server "$BOOTSTRAP" --describe --topic "${TOPIC_PREFIX}swipes"

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from models.errors import RulesError
+from stream.cli import access as access_cli
 from stream.cli import analytics as analytics_cli
 from stream.cli import money as money_cli
 from stream.cli import payouts as payouts_cli
@@ -31,9 +32,18 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from stream.api import create_api
+    from stream.api import NoCredentials, create_api
+    from stream.auth import Clients, ClientsFileError
 
-    api = create_api(settings, load_rules_or_exit(settings))
+    try:
+        clients = Clients.disabled() if args.no_auth else None  # None: the configured ones
+        api = create_api(settings, load_rules_or_exit(settings), clients=clients)
+    except (NoCredentials, ClientsFileError) as exc:
+        raise SystemExit(f"not starting the API: {exc}") from None
+    if args.no_auth:
+        logging.getLogger(__name__).warning(
+            "authentication is OFF (--no-auth): anyone who reaches the port reads every household"
+        )
     uvicorn.run(
         api,
         host=args.host,
@@ -98,6 +108,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     api = add("api", cmd_api, "serve the HTTP API (/v1/..., /healthz, /metrics)")
     api.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     api.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    api.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without authentication (local demo only; refused otherwise without clients)",
+    )
     demo = add("demo", cmd_demo, "run everything on the embedded stack with a checkout simulator")
     demo.add_argument("--data-dir", default="var/demo", help="where the embedded stack keeps data")
     demo.add_argument(
@@ -107,7 +122,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     demo.add_argument("--households", type=int, default=200, help="simulated households")
     demo.add_argument("--seconds", type=float, default=0, help="stop after this long (0 = Ctrl-C)")
 
-    for module in (payouts_cli, analytics_cli, money_cli):
+    for module in (payouts_cli, analytics_cli, money_cli, access_cli):
         handlers.update(module.add_commands(sub))
     return parser, handlers
 

@@ -77,6 +77,7 @@ def run_demo(args: argparse.Namespace) -> int:
         env = {**stack.environment(), "LOYALTY_WORKER_WEB_PORT": "0"}
         worker = WorkerProcess(data_dir, env, free_port())
         api = ApiProcess(data_dir, env, args.port or free_port())
+        api.no_auth = True  # the demo's API serves localhost only, without clients
         processes += [worker, api]
         worker.start()
         api.start()

@@ -63,12 +63,22 @@ class WorkerProcess(LoyaltyProcess):
 
 
 class ApiProcess(LoyaltyProcess):
-    """The HTTP API on ``port``. Ready when ``/healthz`` answers 200."""
+    """The HTTP API on ``port``. Ready when ``/healthz`` answers 200.
+
+    ``no_auth``: pass ``--no-auth``; by default only when the environment configures neither
+    ``LOYALTY_API_CLIENTS`` nor ``LOYALTY_API_TOKENS`` (a local stack of tests or the demo).
+    """
 
     name = "api"
+    no_auth: bool | None = None
 
     def command(self) -> list[str]:
-        return [*super().command(), "api", "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [*super().command(), "api", "--host", "127.0.0.1", "--port", str(self.port)]
+        no_auth = self.no_auth
+        if no_auth is None:
+            configured = ("LOYALTY_API_CLIENTS", "LOYALTY_API_TOKENS")
+            no_auth = not any(self.env.get(name) for name in configured)
+        return [*command, "--no-auth"] if no_auth else command
 
     @property
     def base_url(self) -> str:

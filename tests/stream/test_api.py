@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from models.rules import load_rules
 from stream.api import create_api
+from stream.auth import Clients
 from stream.bonus.register import RegisterProcessor
 from stream.bonus.swipes import SwipeProcessor
 from stream.devstack.broker import TansuBroker
@@ -54,7 +55,7 @@ def seed(settings: Settings, *swipes: dict[str, object]) -> None:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_api(settings, RULES)) as c:
+    with TestClient(create_api(settings, RULES, clients=Clients.disabled())) as c:
         yield c
 
 
@@ -112,9 +113,10 @@ def test_bearer_tokens_when_configured(settings: Settings) -> None:
     )
     with TestClient(create_api(secured, RULES)) as c:
         assert c.get("/v1/households/H1/bonus").status_code == 401
+        # contract section 10: an unknown token is 401 too (403 is a known client's missing scope)
         assert (
             c.get("/v1/households/H1/bonus", headers={"Authorization": "Bearer wrong"}).status_code
-            == 403
+            == 401
         )
         ok = c.get("/v1/households/H1/bonus", headers={"Authorization": "Bearer other"})
         assert ok.status_code == 200
