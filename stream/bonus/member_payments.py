@@ -226,3 +226,24 @@ class _NoPublisher:
 
     async def flush(self) -> None:
         return None
+
+
+async def emitted_totals(
+    settings: Settings, store: Store, year: int
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """(co_op, kind) -> (payments, amount_cents) of the year's payments confirmed sent."""
+    ids = sorted(await store.member_payment_index(year))
+    outbox = Outbox(store, _NoPublisher(), member_payments_kind(Topics(settings)))
+    totals: dict[tuple[str, str], tuple[int, int]] = {}
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        waiting = await outbox.pending_among(chunk)
+        for payment_id, record in zip(
+            chunk, await store.member_payment_records(chunk), strict=True
+        ):
+            if payment_id in waiting or record is None:
+                continue
+            name = (str(record["co_op"]), str(record["kind"]))
+            count, cents = totals.get(name, (0, 0))
+            totals[name] = (count + 1, cents + int(str(record["amount_cents"])))
+    return totals

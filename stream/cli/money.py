@@ -13,6 +13,7 @@ from models.member_payment import KINDS
 from models.money import format_cents
 from stream.bonus.member_payments import (
     MemberPaymentsError,
+    emitted_totals,
     run_member_payments,
     tax_report_rows,
 )
@@ -87,9 +88,40 @@ def cmd_member_payments(args: argparse.Namespace, settings: Settings) -> int:
         for kind in KINDS:
             total = sum(c for (_, k), (_, c) in report.sums.items() if k == kind)
             print(f"  {'all':<20} {kind:<18} {'':>9} {format_cents(total):>16}")
+        await _dashboard_totals(settings, args.year)
         return 0
 
     return asyncio.run(run())
+
+
+async def _dashboard_totals(settings: Settings, year: int) -> None:
+    """The year's emitted totals into ClickHouse (business dashboard); a failure is reported,
+    not fatal: the payments are made, and running the command again rewrites the totals."""
+    from stream.analytics.money import write_member_payment_totals
+    from stream.clickhouse.connect import connect
+    from stream.clickhouse.migrate import migrate
+
+    store = Store.from_url(settings.redis_url, settings.redis_prefix)
+    try:
+        totals = await emitted_totals(settings, store, year)
+    finally:
+        await store.close()
+
+    def write() -> int:
+        with connect(settings.clickhouse_url) as client:
+            migrate(client)
+            return write_member_payment_totals(client, year, totals)
+
+    try:
+        rows = await asyncio.to_thread(write)
+    except Exception as exc:
+        print(
+            f"  dashboard totals not written to ClickHouse ({type(exc).__name__}: {exc}); "
+            "check LOYALTY_CLICKHOUSE_URL and run the command again (it pays nothing twice)",
+            file=sys.stderr,
+        )
+        return
+    print(f"  dashboard: {rows} rows of member payment totals written to ClickHouse")
 
 
 def cmd_tax_report(args: argparse.Namespace, settings: Settings) -> int:

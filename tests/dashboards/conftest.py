@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from stream.analytics.money import PartnerBonusRow, write_member_payment_totals, write_partner_bonus
 from stream.analytics.segments import build_segments
 from stream.analytics.sink import PurchaseLineSink
 from stream.clickhouse.connect import connect
@@ -39,6 +40,19 @@ def load_demo(client: ClickHouse, demo: DemoData) -> None:
     sink.write(demo.redelivered)  # a second insert, another part: only FINAL merges them
     for month in (date(2026, 10, 1), date(2026, 11, 1)):
         build_segments(client, month, 3)
+    # Member payment totals and a partner settlement, as the commands write them.
+    write_member_payment_totals(
+        client,
+        2025,
+        {
+            ("hok-elanto", "capital_interest"): (120, 36_000),
+            ("hok-elanto", "surplus_refund"): (140, 51_234),
+            ("pirkanmaan-osuuskauppa", "capital_interest"): (30, 9000),
+        },
+    )
+    write_partner_bonus(
+        client, date(2026, 10, 1), [PartnerBonusRow("P-ABC", "ABC Oy", 12, 123_456, 1852)]
+    )
 
 
 @pytest.fixture(

@@ -369,3 +369,64 @@ def test_tax_report_cli_writes_what_was_emitted(
     refused = run_cli(["member-payments", "2099"], env, name="refused")
     assert refused.wait(60) == 1
     assert "year 2099 has not ended yet" in refused.log_text()
+
+
+def test_the_cli_pays_an_ended_year_once_and_writes_the_dashboard_totals(
+    harness: Run, run_cli: RunCli, loyalty_env: dict[str, str], tmp_path: Path
+) -> None:
+    """2025 has ended: the command itself, run twice. H7 paid 4000 of 8000 capital in 2025
+    (interest round(300 x 4000 / 10000) = 120) and bought 20000 + 5555 (refund round(255.55)
+    = 256)."""
+    rules_path = tmp_path / "rules.toml"
+    rules_path.write_text(RULES_TEXT.replace(".2026]", ".2025]"))
+    env = {**loyalty_env, "LOYALTY_RULES": str(rules_path)}
+
+    async def scenario(h: Harness) -> None:
+        await h.register(
+            events.household("H7", capital_required_cents=8000),
+            events.card("6390000000000307", "H7"),
+            capital("CP-7", "H7", 4000, "2025-05-05T12:00:00+03:00"),
+        )
+        await h.swipe(
+            events.swipe(
+                "D1",
+                "6390000000000307",
+                occurred_at="2025-03-01T12:00:00+02:00",
+                lines=[line(20_000)],
+            ),
+            events.swipe(
+                "D2",
+                "6390000000000307",
+                occurred_at="2025-09-01T12:00:00+03:00",
+                lines=[line(5555)],
+            ),
+        )
+
+    harness(scenario)
+    first = run_cli(["member-payments", "2025"], env, name="first")
+    assert first.wait(120) == 0, first.log_tail()
+    text = first.log_text()
+    assert "1 households, 2 payments recorded and sent now" in text
+    assert "hok-elanto           capital_interest           1           1.20 €" in text
+    assert "hok-elanto           surplus_refund             1           2.56 €" in text
+    assert "2 rows of member payment totals written to ClickHouse" in text
+    second = run_cli(["member-payments", "2025"], env, name="second")
+    assert second.wait(120) == 0, second.log_tail()
+    assert "0 payments recorded and sent now, 2 recorded by an earlier run" in second.log_text()
+
+    from stream.clickhouse.connect import connect  # noqa: PLC0415 (after the CLI released chdb)
+
+    with connect(env["LOYALTY_CLICKHOUSE_URL"]) as client:
+        rows = client.query(
+            "SELECT kind, payments, amount_cents FROM member_payment_totals FINAL "
+            "WHERE year = 2025 ORDER BY kind"
+        )
+    assert [tuple(r) for r in rows] == [("capital_interest", 1, 120), ("surplus_refund", 1, 256)]
+
+    async def sent(h: Harness) -> None:
+        assert sorted(p["payment_id"] for p in await h.sent()) == [
+            "H7:2025:capital_interest",
+            "H7:2025:surplus_refund",
+        ]
+
+    harness(sent)
