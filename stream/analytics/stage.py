@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import orjson
 
 from stream import metrics
+from stream.analytics.audit_log import record_to_row, write_audit
 from stream.analytics.erasure import delete_households
 from stream.analytics.sink import PurchaseLineSink
 from stream.clickhouse.connect import connect
@@ -65,6 +66,7 @@ class LinesProcessor:
         self._own_client = client is None  # a given client is the caller's to close
         self._client: ClickHouse | None = client
         self._sink: PurchaseLineSink | None = None
+        self._starting = asyncio.Lock()  # the lines and audit agents may start it together
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -72,6 +74,12 @@ class LinesProcessor:
 
     async def start(self) -> PurchaseLineSink:
         """Connect and migrate (retried until ClickHouse answers)."""
+        if self._sink is not None:
+            return self._sink
+        async with self._starting:
+            return await self._start()
+
+    async def _start(self) -> PurchaseLineSink:
         if self._sink is None:
             if self._client is None:
                 self._client = await retry_forever(
@@ -158,6 +166,32 @@ class LinesProcessor:
             time.perf_counter() - started,
         )
         return len(keys)
+
+    async def process_audit(self, records: list[Record]) -> int:
+        """``audit/1`` records into ``audit_log``, on this stage's ClickHouse thread and client
+        (chdb allows one engine per process); bad records go to dead letters."""
+        await self.start()
+        parsed: list[dict[str, Any]] = []
+        for record in records:
+            try:
+                entry = orjson.loads(record.value or b"")
+                if not isinstance(entry, dict):
+                    raise ValueError("expected a JSON object")
+                record_to_row(entry)
+                parsed.append(entry)
+            except (ValueError, TypeError) as exc:
+                metrics.DEAD_LETTERS.labels(source="audit", reason="invalid_rows").inc()
+                letter = dead_letter(
+                    self.topics.audit, record.key, record.value, "invalid_rows", str(exc)
+                )
+                await self.publisher.send(self.topics.dead_letters, record.key, letter)
+        written = await retry_forever(
+            lambda: self._call(write_audit, self._client, parsed),
+            dependency="clickhouse",
+            transient=(ClickHouseError, OSError),
+        )
+        await self.publisher.flush()
+        return written
 
     async def close(self) -> None:
         if self._client is not None and self._own_client:

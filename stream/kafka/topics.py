@@ -100,6 +100,7 @@ class Topics:
         self.payouts = settings.topic("bonus-payouts")
         self.dead_letters = settings.topic("dead-letters")
         self.purchase_lines = settings.topic("purchase-lines")
+        self.audit = settings.topic("audit")
         self.member_payments = settings.topic("member-payments")
 
 

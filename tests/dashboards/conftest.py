@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from stream.analytics.audit_log import write_audit
 from stream.analytics.money import PartnerBonusRow, write_member_payment_totals, write_partner_bonus
 from stream.analytics.segments import build_segments
 from stream.analytics.sink import PurchaseLineSink
@@ -24,7 +25,7 @@ from stream.clickhouse.engine import ClickHouse
 from stream.clickhouse.migrate import migrate
 from stream.devstack.clickhouse_server import ClickHouseServerProcess
 from stream.devstack.redis_server import RedisServer
-from tests.dashboards.demo_data import DemoData, generate
+from tests.dashboards.demo_data import AUDIT_RECORDS, DemoData, generate
 from tests.support.services import unique_id
 
 
@@ -40,6 +41,8 @@ def load_demo(client: ClickHouse, demo: DemoData) -> None:
     sink.write(demo.redelivered)  # a second insert, another part: only FINAL merges them
     for month in (date(2026, 10, 1), date(2026, 11, 1)):
         build_segments(client, month, 3)
+    write_audit(client, AUDIT_RECORDS)
+    write_audit(client, AUDIT_RECORDS[:2])  # redelivered: FINAL counts them once
     # Member payment totals and a partner settlement, as the commands write them.
     write_member_payment_totals(
         client,

@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from models.bonus import Accumulator, BonusFigures, bonus_for, contribution
 from models.rules import Rules, load_rules
 from models.swipe import parse_swipe
+from stream.audit import subject_key
 from stream.bonus.register import RegisterProcessor
 from stream.bonus.swipes import SwipeProcessor
 from stream.devstack.simulator import Household, Simulator
@@ -113,3 +114,27 @@ def generate(
         c = contribution(swipe, rules)
         data.accumulators.setdefault((hh.household_id, str(c.month)), Accumulator()).add(c.delta)
     return data
+
+
+#: audit/1 records of the demo period: two clients read household H-DEMO-1, one another
+AUDIT_SUBJECT = subject_key(b"demo-audit-key", "H-DEMO-1")
+AUDIT_RECORDS = [
+    {
+        "schema": "audit/1",
+        "audit_id": f"{n:032x}",
+        "at": f"2026-11-{10 + n:02d}T12:00:00Z",
+        "client": client,
+        "action": action,
+        "subject_key": key,
+        "outcome": outcome,
+        "detail": "",
+    }
+    for n, (client, action, key, outcome) in enumerate(
+        [
+            ("checkout-app", "bonus_read", AUDIT_SUBJECT, "ok"),
+            ("checkout-app", "bonus_read", AUDIT_SUBJECT, "ok"),
+            ("dpo", "subject_access", AUDIT_SUBJECT, "ok"),
+            ("crm", "bonus_read", subject_key(b"demo-audit-key", "H-DEMO-2"), "not_found"),
+        ]
+    )
+]

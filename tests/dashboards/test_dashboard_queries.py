@@ -21,7 +21,7 @@ import pytest
 from models.rules import load_rules
 from stream.clickhouse.engine import ClickHouse
 from stream.settings import DEFAULT_RULES
-from tests.dashboards.demo_data import END, START, DemoData
+from tests.dashboards.demo_data import AUDIT_SUBJECT, END, START, DemoData
 from tests.dashboards.grafana_json import (
     CLICKHOUSE_TYPE,
     PROMETHEUS_TYPE,
@@ -81,7 +81,8 @@ def test_there_are_a_business_and_an_operations_dashboard() -> None:
     assert len(uids) == len(set(uids)), uids
     types = {d.uid: {q.datasource_type for q in d.queries()} for d in DASHBOARDS}
     assert types["loyalty-business"] == {CLICKHOUSE_TYPE}
-    assert types["loyalty-operations"] == {PROMETHEUS_TYPE}
+    # Prometheus, and the audit trail panel (contract section 10) on ClickHouse
+    assert types["loyalty-operations"] == {PROMETHEUS_TYPE, CLICKHOUSE_TYPE}
 
 
 @pytest.mark.parametrize("dashboard", DASHBOARDS, ids=lambda d: d.uid)
@@ -265,3 +266,20 @@ def test_running_month_liability_is_the_exact_bonus_for_the_default_rules(
     assert stat["households_paid"] == sum(
         1 for f in demo.exact_bonus(month, rules).values() if f.total_cents > 0
     )
+
+
+def test_who_read_a_household_is_one_panel_filtered_by_its_subject_key(
+    dashboard_clickhouse: ClickHouse,
+) -> None:
+    query = _panel("Who read personal data (audit trail)")
+    rows, columns = _run(dashboard_clickhouse, query)
+    by_client = {(r[columns.index("client")], r[columns.index("action")]): r for r in rows}
+    assert set(by_client) == {
+        ("checkout-app", "bonus_read"),
+        ("dpo", "subject_access"),
+        ("crm", "bonus_read"),
+    }
+    one = Selection(values={"subject_key": [AUDIT_SUBJECT]})
+    rows, columns = _run(dashboard_clickhouse, query, one)
+    accesses = {r[columns.index("client")]: r[columns.index("accesses")] for r in rows}
+    assert accesses == {"checkout-app": 2, "dpo": 1}  # the redelivered records count once

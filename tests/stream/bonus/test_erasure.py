@@ -23,6 +23,7 @@ from stream.analytics.pseudonym import household_key
 from stream.analytics.segments import build_segments
 from stream.analytics.stage import LinesProcessor
 from stream.api import create_api
+from stream.auth import Clients
 from stream.bonus.close import close_month
 from stream.bonus.register import RegisterProcessor, register_op
 from stream.bonus.swipes import SwipeProcessor
@@ -245,7 +246,7 @@ def test_an_erasure_removes_the_household_from_every_store(
                 now=datetime.now(UTC).timestamp() + 302
             )
             await lines.close()
-        with TestClient(create_api(settings, RULES)) as api:
+        with TestClient(create_api(settings, RULES, clients=Clients.disabled())) as api:
             result["api"] = [
                 api.get(f"/v1/households/{GONE}/bonus?month=2026-11").status_code,
                 api.get(f"/v1/households/{GONE}/bonus?month=2026-10").status_code,
