@@ -19,6 +19,7 @@ from models.rules import Rules, Tier
 from models.swipe import SwipeLike
 
 _CAMPAIGN_FIELD = re.compile(r"^campaign_x(\d+)_cents$")
+PARTNER_FIELD = "partner_cents:"  # + partner id: eligible non-fuel amount at that partner
 
 
 def campaign_field(multiplier: int) -> str:
@@ -44,6 +45,9 @@ class Accumulator:
     excluded_cents: int = 0  # not eligible (for explanations)
     swipes: int = 0
     returns: int = 0
+    # partner id -> eligible non-fuel amount of its swipes (contract section 12; already in
+    # the sums above, kept apart for the partner's invoice)
+    partner_cents: dict[str, int] = field(default_factory=dict)
 
     def fields(self) -> dict[str, int]:
         """Non-zero fields, as stored in Redis."""
@@ -59,6 +63,8 @@ class Accumulator:
         }
         for multiplier, cents in self.campaign_cents.items():
             out[campaign_field(multiplier)] = cents
+        for partner_id, cents in self.partner_cents.items():
+            out[PARTNER_FIELD + partner_id] = cents
         return {k: v for k, v in out.items() if v}
 
     @classmethod
@@ -70,6 +76,8 @@ class Accumulator:
             match = _CAMPAIGN_FIELD.match(key)
             if match:
                 acc.campaign_cents[int(match.group(1))] = value
+            elif key.startswith(PARTNER_FIELD):
+                acc.partner_cents[key[len(PARTNER_FIELD) :]] = value
             elif key in _PLAIN_FIELDS:
                 setattr(acc, key, value)
         return acc
@@ -79,6 +87,8 @@ class Accumulator:
             setattr(self, key, getattr(self, key) + getattr(other, key))
         for multiplier, cents in other.campaign_cents.items():
             self.campaign_cents[multiplier] = self.campaign_cents.get(multiplier, 0) + cents
+        for partner_id, cents in other.partner_cents.items():
+            self.partner_cents[partner_id] = self.partner_cents.get(partner_id, 0) + cents
 
 
 _PLAIN_FIELDS = (
@@ -124,6 +134,11 @@ def contribution(swipe: SwipeLike, rules: Rules) -> Contribution:
     path. A new accumulator field: a local here, summed in the loop, passed at the end.
     """
     sign = swipe.sign
+    partner_id = swipe.partner_id
+    if partner_id and partner_id not in rules.partners:
+        raise InvalidEvent(
+            "unknown_partner", f"partner_id {partner_id!r} is not a partner listed in the rules"
+        )
     payment_eligible = swipe.payment_method not in rules.excluded_payment_methods
     benefit_method = swipe.payment_method in rules.payment_benefit_methods
     campaign = rules.campaign_for(swipe.store_id, swipe.occurred_at)
@@ -169,6 +184,9 @@ def contribution(swipe: SwipeLike, rules: Rules) -> Contribution:
         excluded_cents=excluded,
         swipes=1,
         returns=1 if sign < 0 else 0,
+        partner_cents={partner_id: regular + in_campaign}
+        if partner_id and regular + in_campaign
+        else {},
     )
     return Contribution(
         Month.of(swipe.occurred_at, rules.timezone),
@@ -226,6 +244,19 @@ def bonus_for(acc: Accumulator, rules: Rules, co_op: str, *, business: bool) -> 
     return compute_bonus(acc, rules.tiers_for(co_op), rules.payment_benefit_bp, business=business)
 
 
+def partner_shares(
+    acc: Accumulator, rules: Rules, co_op: str, *, business: bool
+) -> dict[str, tuple[int, int]]:
+    """partner id -> (eligible non-fuel partner amount, its Bonus) of a household-month:
+    round(``tier_bp`` x amount / 10000) with the month's tier, at least 0 (contract section
+    12). This Bonus is part of the household's base bonus; the partner is invoiced for it."""
+    rate = bonus_for(acc, rules, co_op, business=business).tier_bp
+    return {
+        partner_id: (cents, max(0, div_round_half_up(rate * cents, 10_000)))
+        for partner_id, cents in sorted(acc.partner_cents.items())
+    }
+
+
 def explain(acc: Accumulator, rules: Rules, co_op: str, *, business: bool) -> list[str]:
     """The arithmetic behind ``bonus_for``, line by line, for people."""
     figures = bonus_for(acc, rules, co_op, business=business)
@@ -256,4 +287,12 @@ def explain(acc: Accumulator, rules: Rules, co_op: str, *, business: bool) -> li
         f"{figures.payment_benefit_cents} c",
         f"total = {figures.total_cents} c ({format_cents(figures.total_cents)})",
     ]
+    for partner_id, (cents, bonus) in partner_shares(acc, rules, co_op, business=False).items():
+        partner = rules.partners.get(partner_id)
+        name = f" ({partner.name})" if partner else " (no longer in the rules)"
+        lines.append(
+            f"partner {partner_id}{name}: eligible non-fuel {cents} c there -> "
+            f"round({figures.tier_bp} x {cents} / 10000) = {bonus} c of the base bonus, "
+            "invoiced to the partner"
+        )
     return lines

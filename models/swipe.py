@@ -55,6 +55,7 @@ class Swipe:
     total_cents: int
     lines: tuple[SwipeLine, ...]
     original_event_id: str = ""
+    partner_id: str = ""  # contract section 12: "" when not from a partner's checkout
 
     @property
     def sign(self) -> int:
@@ -85,6 +86,7 @@ def swipe_from_dict(obj: dict[str, Any]) -> Swipe:
     payment_method = v.choice(obj, "payment_method", PAYMENT_METHODS)
     total_cents = v.integer(obj, "total_cents", 0, v.MAX_CENTS * MAX_LINES)
     original = v.ascii_text(obj, "original_event_id", 128, optional=True)
+    partner_id = v.ascii_text(obj, "partner_id", 32, optional=True)
     raw_lines = v.require(obj, "lines")
     if not isinstance(raw_lines, list):
         raise InvalidEvent("invalid_field", "lines must be a list")
@@ -109,6 +111,7 @@ def swipe_from_dict(obj: dict[str, Any]) -> Swipe:
         total_cents=total_cents,
         lines=lines,
         original_event_id=original,
+        partner_id=partner_id,
     )
 
 
@@ -189,6 +192,8 @@ class SwipeLike(Protocol):
     @property
     def lines(self) -> Sequence[LineLike]: ...
     @property
+    def partner_id(self) -> str: ...
+    @property
     def sign(self) -> int: ...
 
 
@@ -203,6 +208,7 @@ _LONG_NUMBER = b"0" * 300
 _MAX_FAST_NESTING = 500
 _MIN_FAST_QUANTITY = 0.001  # quantize(0.001) of anything >= this is > 0
 _MAX_QUANTITY_NUMBER = 1_000_000
+_NO_PARTNER = "\x00no partner"  # compared by identity: never a decoded string
 
 
 class WireLine(msgspec.Struct, gc=False, frozen=True):
@@ -229,6 +235,9 @@ class WireSwipe(msgspec.Struct, gc=False):
     total_cents: int
     lines: list[WireLine]
     original_event_id: str | None = None  # "" once checked, as in ``Swipe``
+    # ``_NO_PARTNER`` (this very object) when absent, "" once checked, as in ``Swipe``; a null
+    # fails msgspec's type check and goes to ``parse_swipe``, which accepts it as absent.
+    partner_id: str = _NO_PARTNER
     # Not on the wire (no JSON key can reach it usefully: it is always set after decoding).
     occurred_at: datetime = msgspec.field(default=_EPOCH, name="~occurred_at (not on the wire)")
 
@@ -282,10 +291,13 @@ def _checked(w: WireSwipe) -> bool:
         and 0 <= w.total_cents <= v.MAX_CENTS * MAX_LINES
         and 1 <= len(w.lines) <= MAX_LINES
         and (w.original_event_id is None or _printable_ascii(w.original_event_id, 128))
+        and (w.partner_id is _NO_PARTNER or _printable_ascii(w.partner_id, 32))
     ):
         return False
     if w.original_event_id is None:
         w.original_event_id = ""
+    if w.partner_id is _NO_PARTNER:
+        w.partner_id = ""
     total = 0
     for line in w.lines:
         sku, group, quantity, amount, fuel = (

@@ -51,6 +51,7 @@ def add_commands(sub: Any) -> dict[str, Handler]:
         "member-payments": cmd_member_payments,
         "tax-report": cmd_tax_report,
         **add_simulate(sub),
+        **add_partner_settlement(sub),
     }
 
 
@@ -259,3 +260,91 @@ def simulation_text(
         f"{t.moved_up}, down {t.moved_down}); households whose Bonus changes: {len(sim.changed)}"
     )
     return out
+
+
+# -- loyalty partner-settlement -----------------------------------------------------------
+
+
+def add_partner_settlement(sub: Any) -> dict[str, Handler]:
+    settle = sub.add_parser(
+        "partner-settlement",
+        help="print what each Bonus partner is invoiced for a closed month",
+        description=(
+            'Per partner of the rules ([partners."ID"]): the households that bought there, '
+            "their eligible non-fuel purchases there and the Bonus earned on them, "
+            "round(tier_bp x amount / 10000) per household with its final tier. Closed "
+            "months only. The totals are also written to ClickHouse for the dashboard."
+        ),
+    )
+    settle.add_argument("month", metavar="YYYY-MM")
+    settle.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return {"partner-settlement": cmd_partner_settlement}
+
+
+def cmd_partner_settlement(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+
+    from models.months import Month
+    from stream.bonus.partners import PartnerSettlementError, partner_settlement
+
+    rules = load_rules_or_exit(settings)
+    try:
+        month = Month.parse(args.month)
+    except ValueError as exc:
+        print(f"cannot settle: {exc}", file=sys.stderr)
+        return 1
+
+    async def run() -> int:
+        store = Store.from_url(settings.redis_url, settings.redis_prefix)
+        try:
+            totals, skipped = await partner_settlement(rules, store, month)
+        except PartnerSettlementError as exc:
+            print(f"cannot settle {month}: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+        if args.json:
+            document = {"month": str(month), "partners": [t.to_json() for t in totals]}
+            sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+        else:
+            print(f"partner settlement {month} (closed month; final tiers)")
+            print(
+                f"  {'partner':<16} {'name':<24} {'households':>10} {'purchases':>16} {'bonus':>14}"
+            )
+            for t in totals:
+                print(
+                    f"  {t.partner_id:<16} {t.name:<24} {t.households:>10} "
+                    f"{format_cents(t.partner_amount_cents):>16} {format_cents(t.bonus_cents):>14}"
+                )
+            print(f"  total bonus invoiced {format_cents(sum(t.bonus_cents for t in totals))}")
+        if skipped:
+            print(
+                f"  {skipped} household-months with partner purchases but no household record "
+                "are left out",
+                file=sys.stderr,
+            )
+        await asyncio.to_thread(_write_partner_bonus, settings, month, totals)
+        return 0
+
+    return asyncio.run(run())
+
+
+def _write_partner_bonus(settings: Settings, month: Any, totals: list[Any]) -> None:
+    from stream.analytics.money import PartnerBonusRow, write_partner_bonus
+    from stream.clickhouse.connect import connect
+    from stream.clickhouse.migrate import migrate
+
+    rows = [
+        PartnerBonusRow(t.partner_id, t.name, t.households, t.partner_amount_cents, t.bonus_cents)
+        for t in totals
+    ]
+    try:
+        with connect(settings.clickhouse_url) as client:
+            migrate(client)
+            write_partner_bonus(client, month.first_day, rows)
+    except Exception as exc:
+        print(
+            f"  dashboard rows not written to ClickHouse ({type(exc).__name__}: {exc}); "
+            "check LOYALTY_CLICKHOUSE_URL and run the command again",
+            file=sys.stderr,
+        )

@@ -385,3 +385,6 @@ class Store:
         """Forget erasures older than ``before`` for the analytics filter (the tombstones
         that keep stale snapshots out stay)."""
         return int(await self.redis.zremrangebyscore(self.key("erased", "recent"), "-inf", before))
+
+    async def month_closed(self, month: str) -> bool:
+        return bool(await self.redis.exists(self.key("month", month, "closed")))
