@@ -1,8 +1,8 @@
 """The hot path's decoder (``decode_swipe``) against the reference parser (``parse_swipe``).
 
 Every case of ``test_swipe.py`` already goes through both (its ``parse`` and ``reason``
-helpers); here: what only the hot path could get wrong. Not recorded by
-``tests/docs/test_schemas.py`` on purpose: these are random and odd inputs, not contract cases.
+helpers); here: what only the hot path could get wrong. ``tests/docs/test_schemas.py`` judges
+these inputs by the JSON Schemas too (with a fixed hypothesis seed).
 """
 
 from __future__ import annotations
