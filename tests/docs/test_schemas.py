@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import base64
 import json
 import os
@@ -28,6 +29,7 @@ from models.member_payment import CapitalLedger, plan_member_payments
 from models.payout import PaidSoFar, plan_payout
 from models.rules import CoOpYear
 from models.swipe import MAX_QUANTITY
+from stream.audit import AuditLog
 from stream.kafka.deadletters import dead_letter
 from tests.support import events
 from tests.support.schemas import EVENT_SCHEMAS, ROOT, SCHEMAS, errors, load, schema_for
@@ -129,6 +131,7 @@ def test_the_test_builders_events_validate() -> None:
         json.loads(events.CONTRACT_EXAMPLE),
         events.swipe("E-1"),
         events.swipe("E-2", kind="return", original_event_id="E-1"),
+        events.swipe("E-4", partner_id="P-FUEL"),
         events.swipe(
             "E-3",
             lines=[
@@ -189,6 +192,41 @@ def test_payouts_of_models_payout_validate() -> None:
     # and the schema is not a rubber stamp: a zero total or a float amount breaks it
     assert errors("payout-1", first.to_json() | {"total_cents": 0})
     assert errors("payout-1", first.to_json() | {"to_capital_cents": 500.0})
+
+
+class _Captured:
+    """An ``AuditWriter`` that keeps the records it is handed (the shape is what is tested)."""
+
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+
+    async def write(self, topic: str, key: bytes, value: bytes) -> None:
+        self.values.append(value)
+
+    async def close(self) -> None:
+        return None
+
+
+def test_audit_records_of_stream_audit_validate() -> None:
+    writer = _Captured()
+    audit = AuditLog(writer, b"audit-key", "loyalty.audit")
+
+    async def write_some() -> None:
+        await audit.record(
+            action="bonus_read", subject="H100234", client="app", outcome="ok", detail="m"
+        )
+        await audit.record(
+            action="subject_access", subject="card:6390001", client="x", outcome="not_found"
+        )
+        await audit.record(action="retention", subject=None, client="worker", outcome="ok")
+
+    asyncio.run(write_some())
+    assert len(writer.values) == 3
+    for value in writer.values:
+        record = json.loads(value)
+        assert errors("audit-1", record) == [], record
+        assert "H100234" not in value.decode()
+    assert errors("audit-1", json.loads(writer.values[0]) | {"action": "peek"})
 
 
 def test_member_payments_of_models_member_payment_validate() -> None:
