@@ -194,6 +194,15 @@ def test_payouts_of_models_payout_validate() -> None:
     assert errors("payout-1", first.to_json() | {"to_capital_cents": 500.0})
 
 
+def test_a_subject_access_document_never_carries_the_pseudonym() -> None:
+    lines = [{"event_id": "E-1", "line_no": 0, "amount_cents": 398}]
+    document = {"schema": "subject-access/1", "purchase_lines": lines}
+    assert errors("subject-access-1", document) == []
+    leaked = {"schema": "subject-access/1", "purchase_lines": [lines[0] | {"household_key": 7}]}
+    assert errors("subject-access-1", leaked)
+    assert errors("subject-access-1", {"schema": "subject-access/2"})
+
+
 class _Captured:
     """An ``AuditWriter`` that keeps the records it is handed (the shape is what is tested)."""
 
