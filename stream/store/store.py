@@ -77,6 +77,13 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else ("" if value is None else str(value))
 
 
+def _pairs(flat: Any) -> dict[str, str]:
+    """A hash from ``read_many``'s flat ``[field, value, ...]`` (``{}`` when it was absent)."""
+    if not flat:
+        return {}
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
 def household_from_hash(household_id: str, data: dict[Any, Any]) -> Household | None:
     if not data:
         return None
@@ -115,6 +122,7 @@ class Store:
         self._record_member_payment = client.register_script(
             (_LUA / "record_member_payment.lua").read_text()
         )
+        self._read_many = client.register_script((_LUA / "read_many.lua").read_text())
 
     @classmethod
     def from_url(cls, url: str, prefix: str) -> Store:
@@ -260,33 +268,39 @@ class Store:
 
     async def households(self, household_ids: list[str]) -> list[Household | None]:
         """Snapshots of many households in one round trip (None where there is none)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for household_id in household_ids:
-                pipe.hgetall(self.key("hh", household_id))
-            found = await pipe.execute()
-        return [household_from_hash(h, d) for h, d in zip(household_ids, found, strict=True)]
+        found = await self.read_many([["hgetall", f"hh:{h}"] for h in household_ids])
+        return [
+            household_from_hash(h, _pairs(d)) for h, d in zip(household_ids, found, strict=True)
+        ]
+
+    async def read_many(self, reads: list[list[str]]) -> list[Any]:
+        """Many hash reads in one Lua call and one JSON reply (see ``read_many.lua``);
+        keys without the prefix. Absent: ``[]``/``{}`` for hgetall, ``False`` for a value."""
+        if not reads:
+            return []
+        answer = await self._read_many(args=[self.prefix, orjson.dumps(reads)])
+        return list(orjson.loads(answer))
 
     async def year_facts(self, household_ids: list[str], year: int) -> list[YearFacts]:
         """Snapshot, capital ledger and the twelve months' purchases of each household."""
         months = [f"{year:04d}-{m:02d}" for m in range(1, 13)]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for household_id in household_ids:
-                pipe.hgetall(self.key("hh", household_id))
-                pipe.hgetall(self.key("hh", household_id, "ledger"))
-                for month in months:
-                    pipe.hget(self.key("acc", household_id, month), "purchases_cents")
-            found = await pipe.execute()
+        reads: list[list[str]] = []
+        for household_id in household_ids:
+            reads.append(["hgetall", f"hh:{household_id}"])
+            reads.append(["hgetall", f"hh:{household_id}:ledger"])
+            reads += [["hget", f"acc:{household_id}:{m}", "purchases_cents"] for m in months]
+        found = await self.read_many(reads)
         step = 2 + len(months)
         out = []
         for n, household_id in enumerate(household_ids):
             hh, ledger, *purchases = found[n * step : (n + 1) * step]
-            d = {_text(k): _text(v) for k, v in hh.items()}
+            d = _pairs(hh)
             out.append(
                 YearFacts(
-                    household=household_from_hash(household_id, hh),
+                    household=household_from_hash(household_id, d),
                     head_person_id=d.get("head_person_id", ""),
-                    ledger={_text(k): int(_text(v)) for k, v in ledger.items()},
-                    monthly_purchases_cents=tuple(int(_text(p)) for p in purchases if p),
+                    ledger={k: int(v) for k, v in _pairs(ledger).items()},
+                    monthly_purchases_cents=tuple(int(p) for p in purchases if p),
                 )
             )
         return out
@@ -295,24 +309,20 @@ class Store:
         self, entries: list[tuple[MemberPayment, str]], *, now: int, expire_at: int
     ) -> list[bool]:
         """Record each ``(payment, head_person_id)`` once per ``payment_id`` and put it on the
-        member payments' outbox; True where recorded now, False where it already was."""
+        member payments' outbox; True where recorded now, False where it already was. The
+        payments of one call must be of one year."""
         if not entries:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for payment, head_person_id in entries:
-                await self._record_member_payment(
-                    args=[
-                        self.prefix,
-                        payment.year,
-                        payment.payment_id,
-                        orjson.dumps(payment.to_json()),
-                        head_person_id,
-                        now,
-                        expire_at,
-                    ],
-                    client=pipe,
-                )
-            done = await pipe.execute()
+        years = {payment.year for payment, _ in entries}
+        if len(years) != 1:
+            raise ValueError(f"member payments of one year at a time, got {sorted(years)}")
+        batch = [
+            [payment.payment_id, orjson.dumps(payment.to_json()).decode(), head_person_id]
+            for payment, head_person_id in entries
+        ]
+        done = await self._record_member_payment(
+            args=[self.prefix, years.pop(), now, expire_at, orjson.dumps(batch)]
+        )
         return [bool(d) for d in done]
 
     async def member_payment_index(self, year: int) -> dict[str, str]:
@@ -346,11 +356,8 @@ class Store:
 
     async def accumulators(self, household_ids: list[str], month: str) -> list[Accumulator]:
         """The household-months' accumulators in one round trip (empty where there is none)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for household_id in household_ids:
-                pipe.hgetall(self.key("acc", household_id, month))
-            found = await pipe.execute()
-        return [Accumulator.from_fields({_text(k): _text(v) for k, v in d.items()}) for d in found]
+        found = await self.read_many([["hgetall", f"acc:{h}:{month}"] for h in household_ids])
+        return [Accumulator.from_fields(_pairs(d)) for d in found]
 
     # -- register rights (contract section 9) ---------------------------------------------
 
