@@ -496,3 +496,44 @@ def test_readme_and_docs_point_only_inside_the_repository() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for target in ("docs/contract.md", "schemas/", "docs/settings.md"):
         assert f"]({target})" in readme, target
+
+
+# --- HTTP errors ---------------------------------------------------------------------------
+
+
+def _status(node: ast.AST | None) -> int | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and 400 <= node.value <= 599:
+        return node.value
+    return None
+
+
+def answered_errors() -> set[tuple[int, str]]:
+    """(status, code) of every JSON error the API code answers with a literal code."""
+    found: set[tuple[int, str]] = set()
+    for path in [ROOT / "stream" / "api.py", *sorted((ROOT / "stream").glob("auth*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            pairs: list[tuple[ast.AST | None, ast.AST | None]] = []
+            if isinstance(node, ast.Call) and len(node.args) >= 2:
+                pairs.append((node.args[0], node.args[1]))
+            if isinstance(node, ast.Dict):  # {404: "not_found", ...}: status -> code
+                pairs += list(zip(node.keys, node.values, strict=True))
+            for status_node, code_node in pairs:
+                status, code = _status(status_node), _constant(code_node)
+                if status is not None and code is not None:
+                    found.add((status, code))
+    return found
+
+
+def test_every_http_error_the_api_answers_is_in_the_contract() -> None:
+    section = _section(CONTRACT.read_text(encoding="utf-8"), "## 6. HTTP API")
+    documented = {
+        (int(status), code)
+        for status, codes in re.findall(r"^\| (\d{3}) \| ([^|]+) \|", section, re.MULTILINE)
+        for code in re.findall(r"`([a-z_]+)`", codes)
+    }
+    answered = answered_errors()
+    assert {(401, "unauthorized"), (404, "household_not_found"), (503, "unavailable")} <= answered
+    assert answered - documented == set(), (
+        "add these (status, error) to the error table of docs/contract.md section 6"
+    )
+    assert documented - answered == set(), "docs/contract.md lists errors the API never answers"
