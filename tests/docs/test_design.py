@@ -22,7 +22,7 @@ def code_files() -> set[str]:
         for path in (ROOT / package).rglob("*"):
             if "__pycache__" in path.parts or not path.is_file():
                 continue
-            if path.suffix in {".py", ".lua", ".toml"} and path.name not in _SKIP:
+            if path.suffix in {".py", ".lua", ".sql", ".toml"} and path.name not in _SKIP:
                 files.add(path.relative_to(ROOT).as_posix())
     return files
 
