@@ -67,7 +67,9 @@ class LoyaltyApp(faust.App):
         """The one analytics stage of this worker: its ClickHouse thread writes lines and
         runs erasures, in order (see ``LinesProcessor``)."""
         if self._lines is None:
-            self._lines = LinesProcessor(self.settings, FaustPublisher(self), self.store)
+            self._lines = LinesProcessor(
+                self.settings, FaustPublisher(self), self.store, rules=self.rules
+            )
         return self._lines
 
     def register_processor(self) -> RegisterProcessor:

@@ -17,9 +17,11 @@ from typing import Any, TypeVar
 
 import orjson
 
+from models.rules import Rules
 from stream import metrics
 from stream.analytics.audit_log import record_to_row, write_audit
 from stream.analytics.erasure import delete_households
+from stream.analytics.rules_table import write_bonus_rules
 from stream.analytics.sink import PurchaseLineSink
 from stream.clickhouse.connect import connect
 from stream.clickhouse.engine import ClickHouse
@@ -57,10 +59,12 @@ class LinesProcessor:
         store: Store | None = None,
         *,
         client: ClickHouse | None = None,
+        rules: Rules | None = None,
     ) -> None:
         self.settings = settings
         self.publisher = publisher
         self.store = store
+        self.rules = rules  # written to bonus_rules once connected (the dashboards read them)
         self.topics = Topics(settings)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="clickhouse")
         self._own_client = client is None  # a given client is the caller's to close
@@ -94,6 +98,15 @@ class LinesProcessor:
             )
             if applied:
                 log.info("ClickHouse migrations applied: %s", ", ".join(applied))
+            if self.rules is not None:
+                rules = self.rules
+                written = await retry_forever(
+                    lambda: self._call(write_bonus_rules, self._client, rules),
+                    dependency="clickhouse",
+                    transient=(ClickHouseError, OSError),
+                )
+                if written:
+                    log.info("Bonus rules written to ClickHouse (bonus_rules) for the dashboards")
             self._sink = PurchaseLineSink(
                 self._client,
                 self.settings.analytics_batch_size,

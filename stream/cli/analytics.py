@@ -25,6 +25,7 @@ from models.months import Month, retention_cutoff
 from models.rules import load_rules
 from stream.analytics.export import ExportResult, export_segment
 from stream.analytics.retention import drop_old_partitions
+from stream.analytics.rules_table import write_bonus_rules
 from stream.analytics.segments import build_segments, segment_sizes
 from stream.cli.support import Handler
 from stream.clickhouse.connect import connect
@@ -98,6 +99,8 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
             _out(sys.stdout, f"applied {name}")
         if not applied:
             _out(sys.stdout, "schema is up to date")
+        written = write_bonus_rules(client, load_rules(settings.rules))
+        _out(sys.stdout, f"bonus rules {'written' if written else 'unchanged'} ({settings.rules})")
         return 0
 
     return _run(args, settings, body)

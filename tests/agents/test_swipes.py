@@ -287,6 +287,12 @@ def test_purchase_lines_reach_clickhouse_once_each_under_redelivery(deployment: 
             "SELECT event_id, line_no, amount_cents, quantity, fuel_ml, bonus_eligible, kind,"
             " month, household_key FROM purchase_lines FINAL ORDER BY event_id, line_no"
         )
+        # the worker wrote its rules for the dashboards when its analytics stage connected
+        bonus_rules = ch.query(
+            "SELECT argMax(tier_from_cents, version), argMax(campaign_id, version),"
+            " count() FROM bonus_rules"
+        )
+    assert bonus_rules == [([5000, *range(20000, 100000, 10000)], ["double-week-47"], 1)]
     assert [r[:3] for r in rows] == [
         ("L-1", 0, 300),
         ("L-1", 1, 2000),

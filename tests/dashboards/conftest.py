@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from models.rules import load_rules
 from stream.analytics.audit_log import write_audit
 from stream.analytics.money import PartnerBonusRow, write_member_payment_totals, write_partner_bonus
+from stream.analytics.rules_table import write_bonus_rules
 from stream.analytics.segments import build_segments
 from stream.analytics.sink import PurchaseLineSink
 from stream.clickhouse.connect import connect
@@ -25,6 +27,7 @@ from stream.clickhouse.engine import ClickHouse
 from stream.clickhouse.migrate import migrate
 from stream.devstack.clickhouse_server import ClickHouseServerProcess
 from stream.devstack.redis_server import RedisServer
+from stream.settings import DEFAULT_RULES
 from tests.dashboards.demo_data import AUDIT_RECORDS, DemoData, generate
 from tests.support.services import unique_id
 
@@ -36,6 +39,7 @@ def demo(redis_server: RedisServer) -> DemoData:
 
 def load_demo(client: ClickHouse, demo: DemoData) -> None:
     migrate(client)
+    write_bonus_rules(client, load_rules(DEFAULT_RULES))  # as the worker does at start
     sink = PurchaseLineSink(client, batch_size=10_000, batch_seconds=1.0)
     sink.write(demo.rows)
     sink.write(demo.redelivered)  # a second insert, another part: only FINAL merges them

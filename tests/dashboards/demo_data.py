@@ -60,14 +60,29 @@ class DemoData:
     redelivered: list[dict[str, Any]]  # rows sent a second time (FINAL must count them once)
     accumulators: dict[tuple[str, str], Accumulator] = field(default_factory=dict)
     households: dict[str, Household] = field(default_factory=dict)
+    swipes: list[bytes] = field(default_factory=list)  # the raw swipes, in the order sent
 
-    def exact_bonus(self, month: str, rules: Rules) -> dict[str, BonusFigures]:
-        """household id -> the month's Bonus as the API computes it (YYYY-MM ``month``)."""
+    def accumulate(self, rules: Rules) -> dict[tuple[str, str], Accumulator]:
+        """(household id, YYYY-MM) -> the accumulator of the swipes under ``rules``."""
+        by_card = {card: hid for hid, hh in self.households.items() for card in hh.cards}
+        result: dict[tuple[str, str], Accumulator] = {}
+        for value in self.swipes:
+            swipe = parse_swipe(value)
+            c = contribution(swipe, rules)
+            result.setdefault((by_card[swipe.card], str(c.month)), Accumulator()).add(c.delta)
+        return result
+
+    def exact_bonus(
+        self, month: str, rules: Rules, *, recompute: bool = False
+    ) -> dict[str, BonusFigures]:
+        """household id -> the month's Bonus as the API computes it (YYYY-MM ``month``);
+        ``recompute``: the swipes' contributions under ``rules`` (not the default rules')."""
+        accumulators = self.accumulate(rules) if recompute else self.accumulators
         return {
             hid: bonus_for(
                 acc, rules, self.households[hid].co_op, business=self.households[hid].business
             )
-            for (hid, m), acc in self.accumulators.items()
+            for (hid, m), acc in accumulators.items()
             if m == month
         }
 
@@ -88,7 +103,6 @@ def generate(
     raw = [sim.swipe(START + (END - START) * (rng.random() * 0.999 + 0.001)) for _ in range(swipes)]
 
     publisher = _CapturingPublisher()
-    by_card = {card: hh for hh in sim.households for card in hh.cards}
 
     async def run() -> None:
         store = Store.from_url(settings.redis_url, settings.redis_prefix)
@@ -108,11 +122,8 @@ def generate(
 
     data = DemoData(rows=rows, redelivered=rows[: len(rows) // 10])
     data.households = {hh.household_id: hh for hh in sim.households}
-    for _, value in raw:
-        swipe = parse_swipe(value)
-        hh = by_card[swipe.card]
-        c = contribution(swipe, rules)
-        data.accumulators.setdefault((hh.household_id, str(c.month)), Accumulator()).add(c.delta)
+    data.swipes = [value for _, value in raw]
+    data.accumulators = data.accumulate(rules)
     return data
 
 

@@ -3,9 +3,11 @@
 Every panel's SQL is rewritten the way Grafana and the ClickHouse plugin would (macros, time
 range, template variables; see ``grafana_json``) and run on both engines, chdb (current
 ClickHouse) and the Debian server (18.16), against the demo data of ``demo_data``: each must
-return rows with exactly the columns the panel is configured for. Two panels are also checked
-for their figures: the period totals count a redelivered swipe once, and the running month's
-Bonus liability equals what ``models.bonus`` computes for the same swipes.
+return rows with exactly the columns the panel is configured for. Panels are also checked
+for their figures: the period totals count a redelivered swipe once, the running month's
+Bonus liability equals what ``models.bonus`` computes for the same swipes (under the default
+rules, and under other rules written to ``bonus_rules``: no rule is hard-coded in the SQL), and
+households are counted in the tier their purchases reach.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from models.rules import load_rules
+from models.rules import Tier, load_rules, parse_rules
+from stream.analytics.rules_table import write_bonus_rules
 from stream.clickhouse.engine import ClickHouse
 from stream.settings import DEFAULT_RULES
 from tests.dashboards.demo_data import AUDIT_SUBJECT, END, START, DemoData
@@ -126,16 +129,28 @@ def test_clickhouse_queries_use_nothing_18_16_lacks(pattern: str) -> None:
         assert not re.search(pattern, query.text, re.IGNORECASE), f"{query.name}: {pattern}"
 
 
-def test_tier_thresholds_in_the_sql_are_the_default_bonus_table() -> None:
-    tiers = load_rules(DEFAULT_RULES).bonus_tables["default"]
-    wanted = sorted((t.from_cents, t.bp) for t in tiers)
-    seen = 0
+def test_no_bonus_rule_is_hard_coded_in_the_sql() -> None:
+    """Tiers, co-op tables, campaign multipliers and the payment benefit come from the
+    ``bonus_rules`` table the worker writes from rules.toml, never from literals that drift."""
+    rules = load_rules(DEFAULT_RULES)
+    reading = 0
+    for dashboard in DASHBOARDS:
+        for var in dashboard.variables():
+            assert "multiplier" not in var["name"], f"{var['name']}: a rule as a dashboard constant"
     for query in CH_QUERIES:
-        for m in re.finditer(r"multiIf\(([^()]*)\)\s+AS\s+tier_bp", query.text):
-            pairs = re.findall(r"\w+\s*>=\s*(\d+),\s*(\d+)", m.group(1))
-            assert sorted((int(a), int(b)) for a, b in pairs) == wanted, query.name
-            seen += 1
-    assert seen >= 2, "the liability and fuel Bonus panels compute tiers"
+        compared = re.findall(r"\bpurchases\s*(?:>=|>|<=|<|=)\s*(\d+)", query.text)
+        assert not compared, f"{query.name}: purchases compared with literals {compared}"
+        assert "multiIf" not in query.text, query.name
+        for method in rules.payment_benefit_methods:
+            assert method not in query.text, f"{query.name}: payment method {method} in SQL"
+        if re.search(r"\btier_bp\b", query.text):
+            for column in ("tier_table", "tier_from_cents", "tier_to_cents", "tier_bp"):
+                assert f"argMax({column}, version) FROM bonus_rules" in query.text, query.name
+            reading += 1
+        if "_cents" in query.text and re.search(r"\bbase_cents\b", query.text):
+            assert "argMax(campaign_multiplier, version) FROM bonus_rules" in query.text
+            assert "argMax(payment_benefit_bp, version) FROM bonus_rules" in query.text
+    assert reading >= 4, "the tier, liability (2) and fuel Bonus panels read the tiers"
 
 
 @pytest.mark.parametrize("selection", list(SELECTIONS), ids=str)
@@ -283,3 +298,116 @@ def test_who_read_a_household_is_one_panel_filtered_by_its_subject_key(
     rows, columns = _run(dashboard_clickhouse, query, one)
     accesses = {r[columns.index("client")]: r[columns.index("accesses")] for r in rows}
     assert accesses == {"checkout-app": 2, "dpo": 1}  # the redelivered records count once
+
+
+# Rules unlike the default ones in everything the estimates read from bonus_rules (tiers, a
+# second table for one co-op, the campaign's multiplier, the payment benefit), alike in what
+# the worker decided per line (eligibility, which lines are in the campaign).
+OTHER_RULES = """
+timezone = "Europe/Helsinki"
+payment_benefit_bp = 75
+payment_benefit_methods = ["s_etukortti_visa", "payment_card"]
+payment_benefit_excluded_product_groups = ["tobacco"]
+excluded_payment_methods = ["invoice", "company_card", "benefit_voucher"]
+excluded_product_groups = ["gift_card", "lottery"]
+fuel_product_groups = ["fuel"]
+
+[bonus_tables.default]
+tiers = [ { from_cents = 0, bp = 50 }, { from_cents = 10000, bp = 200 },
+          { from_cents = 40000, bp = 425 } ]
+
+[bonus_tables.small]
+tiers = [ { from_cents = 3000, bp = 300 } ]
+
+[co_ops]
+"pirkanmaan-osuuskauppa" = "small"
+
+[[campaigns]]
+id = "double-week-47"
+multiplier = 3
+store_ids = ["S0042"]
+starts_at = "2026-11-16T00:00:00+02:00"
+ends_at   = "2026-11-23T00:00:00+02:00"
+"""
+
+
+def _liability_by_tier(client: ClickHouse) -> dict[int, dict[str, int]]:
+    rows, columns = _run(client, _panel("Bonus liability of the running month by tier"))
+    got = {}
+    for row in rows:
+        r = dict(zip(columns, row, strict=True))
+        got[round(r["tier_pct"] * 100)] = {
+            "households": r["households"],
+            "purchases": round(r["purchases_eur"] * 100),
+            "base": round(r["base_bonus_eur"] * 100),
+            "fuel": round(r["fuel_bonus_eur"] * 100),
+            "benefit": round(r["payment_benefit_eur"] * 100),
+            "total": round(r["total_bonus_eur"] * 100),
+        }
+    return got
+
+
+def test_the_estimates_follow_the_rules_in_clickhouse(
+    dashboard_clickhouse: ClickHouse, demo: DemoData
+) -> None:
+    """Other rules written to bonus_rules (as a worker with another rules.toml does at start):
+    the liability panel is again exactly what models.bonus computes under those rules."""
+    other = parse_rules(OTHER_RULES)
+    month = f"{RANGE_END:%Y-%m}"
+    exact = demo.exact_bonus(month, other, recompute=True)
+    wanted: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for figures in exact.values():
+        if figures.purchases_cents == 0 and figures.total_cents == 0:
+            continue
+        tier = wanted[figures.tier_bp]
+        tier["households"] += 1
+        tier["purchases"] += figures.purchases_cents
+        tier["base"] += figures.base_bonus_cents
+        tier["fuel"] += figures.fuel_bonus_cents
+        tier["benefit"] += figures.payment_benefit_cents
+        tier["total"] += figures.total_cents
+    assert {300, 425} <= set(wanted), "both tables and a high tier are reached"
+    default_totals = _liability_by_tier(dashboard_clickhouse)
+    try:
+        assert write_bonus_rules(dashboard_clickhouse, other)
+        got = _liability_by_tier(dashboard_clickhouse)
+    finally:
+        write_bonus_rules(dashboard_clickhouse, load_rules(DEFAULT_RULES))
+    assert got != default_totals
+    for bp in sorted(set(wanted) | set(got)):
+        w = {k: wanted.get(bp, {}).get(k, 0) for k in ("purchases", "base", "fuel", "benefit")}
+        g = {k: got.get(bp, {}).get(k, 0) for k in ("purchases", "base", "fuel", "benefit")}
+        assert g == w, f"tier {bp} bp: dashboard {g} != exact {w}"
+    assert sum(t["total"] for t in got.values()) == sum(f.total_cents for f in exact.values())
+    assert _liability_by_tier(dashboard_clickhouse) == default_totals, "default rules back"
+
+
+def _tier_label(rules_tiers: tuple[Tier, ...], table: str, purchases: int) -> str:
+    reached = [t for t in rules_tiers if t.from_cents <= purchases]
+    if not reached:
+        return "below the first tier (0 %)"
+    prefix = "" if table == "default" else f"{table}: "
+    tier = reached[-1]
+    return f"{prefix}{tier.from_cents / 100:g} € and more ({tier.bp / 100:g} %)"
+
+
+def test_households_by_tier_counts_each_household_month_in_its_tier(
+    dashboard_clickhouse: ClickHouse, demo: DemoData
+) -> None:
+    rules = load_rules(DEFAULT_RULES)
+    purchases: dict[tuple[str, int], int] = defaultdict(int)
+    co_op: dict[int, str] = {}
+    for row in demo.rows:
+        key = (str(row["month"])[:7], row["household_key"])
+        purchases[key] += row["amount_cents"] if row["bonus_eligible"] else 0
+        co_op[row["household_key"]] = row["co_op"]
+    wanted: dict[tuple[str, str], int] = defaultdict(int)
+    for (month, household), cents in purchases.items():
+        table = rules.table_name(co_op[household])
+        wanted[(month, _tier_label(rules.bonus_tables[table], table, cents))] += 1
+    rows, columns = _run(
+        dashboard_clickhouse, _panel("Households by Bonus tier (monthly Bonus purchases)")
+    )
+    got = {(f"{r[0]:%Y-%m}", r[1]): r[2] for r in rows}
+    assert columns == ["time", "tier", "households"]
+    assert got == dict(wanted)

@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 import redis
 
+from models.rules import load_rules
 from stream.analytics.retention import (
     drop_old_partitions,
     partitions,
     retention_cutoff,
     retention_plan,
 )
+from stream.analytics.rules_table import read_bonus_rules
 from stream.analytics.segments import build_segments
 from stream.analytics.sink import PurchaseLineSink
 from stream.cli import analytics as analytics_cli
@@ -142,6 +144,13 @@ def test_cli_migrate(clickhouse: ClickHouse, capsys: pytest.CaptureFixture[str])
     handlers = analytics_cli.add_commands(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["migrate"])
     assert handlers["migrate"](args, settings) == 0
-    assert "applied 001_purchase_lines" in capsys.readouterr().out
+    first = capsys.readouterr().out
+    assert "applied 001_purchase_lines" in first
+    assert f"bonus rules written ({settings.rules})" in first
     assert handlers["migrate"](args, settings) == 0
-    assert capsys.readouterr().out == "schema is up to date\n"
+    assert capsys.readouterr().out == (
+        f"schema is up to date\nbonus rules unchanged ({settings.rules})\n"
+    )
+    assert read_bonus_rules(clickhouse)["tier_bp"] == [
+        t.bp for t in load_rules(settings.rules).bonus_tables["default"]
+    ]
