@@ -12,6 +12,7 @@ the worker's topics; the simulator script sends swipes to a real (Tansu) broker.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -29,7 +30,7 @@ import yaml
 from stream.cli.main import build_parser
 from stream.devstack.broker import TansuBroker
 from stream.kafka.topics import create_topics
-from stream.settings import Settings
+from stream.settings import PLACEHOLDER_AUDIT_KEY, PLACEHOLDER_PSEUDONYM_KEY, Settings
 from stream.worker import TOPICS
 from tests.support.services import consume, unique_id
 
@@ -42,6 +43,8 @@ DASHBOARDS = REPO / "dashboards"
 # services the stack needs, and which of them are one-shot jobs (run to completion)
 REQUIRED = {"kafka", "redis", "clickhouse", "worker", "api", "prometheus", "grafana", "simulator"}
 ONE_SHOT = {"kafka-init", "clickhouse-migrate"}
+#: jobs run by hand (``docker compose run``), in a profile, restarted never
+JOBS = {"segments": ["jobs"]}
 LONG_RUNNING_RESTART = {"always", "unless-stopped", "on-failure"}
 # contract section 8: what a worker and an API must be told
 CONTRACT_SETTINGS = {
@@ -148,8 +151,10 @@ def _host_path(service: dict[str, Any], container_path: str) -> Path | None:
 def test_every_service_the_stack_needs_is_there(services: dict[str, dict[str, Any]]) -> None:
     assert set(services) >= REQUIRED | ONE_SHOT, sorted(REQUIRED | ONE_SHOT - set(services))
     assert services["simulator"].get("profiles") == ["simulator"], "the simulator is optional"
+    for name, profiles in JOBS.items():
+        assert services[name].get("profiles") == profiles, f"{name} is a job, not started"
     for name, service in services.items():
-        if name != "simulator":
+        if name != "simulator" and name not in JOBS:
             assert not service.get("profiles"), f"{name} must start by default"
 
 
@@ -158,7 +163,7 @@ def test_every_service_has_a_health_check_and_a_restart_policy(
 ) -> None:
     for name, service in services.items():
         restart = str(service.get("restart", ""))
-        if name in ONE_SHOT:
+        if name in ONE_SHOT or name in JOBS:
             # run to completion; retried on failure, never restarted after success
             assert restart in {"no", "on-failure"}, f"{name}: restart {restart!r}"
             continue
@@ -239,44 +244,116 @@ def test_kafka_runs_in_kraft_mode_and_redis_with_aof(services: dict[str, dict[st
 
 def test_loyalty_variables_are_settings_the_code_reads(services: dict[str, dict[str, Any]]) -> None:
     fields = {f"LOYALTY_{name.upper()}" for name in Settings.model_fields}
+    fields |= {f"{field}_FILE" for field in fields}  # the value in a (secret) file
     for name, service in services.items():
         unknown = {k for k in _env(service) if k.startswith("LOYALTY_")} - fields
         assert not unknown, f"{name}: {sorted(unknown)} are not fields of stream.settings.Settings"
 
 
-@pytest.mark.parametrize("name", ["worker", "api", "clickhouse-migrate", "simulator"])
-def test_app_environment_builds_valid_settings(
-    services: dict[str, dict[str, Any]], name: str
+#: what each service is given, and whom it connects as ("-": it must not get that at all)
+GRANTED = {
+    "worker": {"redis": "worker", "clickhouse": "loyalty", "pseudonym_key": True},
+    "api": {"redis": "api", "clickhouse": "-", "pseudonym_key": False},
+    "clickhouse-migrate": {"redis": "-", "clickhouse": "loyalty", "pseudonym_key": False},
+    "segments": {"redis": "segments", "clickhouse": "segments", "pseudonym_key": False},
+    "simulator": {"redis": "-", "clickhouse": "-", "pseudonym_key": False},
+}
+
+
+@pytest.fixture(scope="module")
+def secrets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The secrets ``deploy/make-secrets.sh`` makes (run for real, into a temporary folder)."""
+    folder = tmp_path_factory.mktemp("secrets") / "secrets"
+    subprocess.run(["sh", str(REPO / "deploy" / "make-secrets.sh"), str(folder)], check=True)
+    return folder
+
+
+def _settings_of(
+    raw: dict[str, Any], service: dict[str, Any], secrets_dir: Path
+) -> tuple[Settings, set[str]]:
+    """The service's ``Settings``, with each ``LOYALTY_*_FILE`` read from its Docker secret;
+    and the names of the settings it was given."""
+    values: dict[str, str] = {}
+    given: set[str] = set()
+    for key, value in _env(service).items():
+        if not key.startswith("LOYALTY_"):
+            continue
+        name = key.removeprefix("LOYALTY_").removesuffix("_FILE").lower()
+        given.add(name)
+        if key.endswith("_FILE"):
+            secret = PurePosixPath(value)
+            assert secret.parent == PurePosixPath("/run/secrets"), f"{key}={value}"
+            assert secret.name in service.get("secrets", []), f"{key}: {secret.name} not granted"
+            assert secret.name in raw["secrets"], f"{secret.name} is not a secret of the stack"
+            values[name] = (secrets_dir / secret.name).read_text().strip()
+        else:
+            values[name] = value
+    return Settings(_env_file=None, **values), given  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("name", sorted(GRANTED))
+def test_app_environment_builds_valid_settings_with_only_what_it_needs(
+    raw: dict[str, Any], services: dict[str, dict[str, Any]], secrets_dir: Path, name: str
 ) -> None:
-    env = _env(services[name])
-    missing = CONTRACT_SETTINGS - set(env)
-    assert not missing, f"{name} lacks {sorted(missing)}"
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        **{
-            k.removeprefix("LOYALTY_").lower(): v
-            for k, v in env.items()
-            if k.startswith("LOYALTY_")
-        },
-    )
+    service = services[name]
+    settings, given = _settings_of(raw, service, secrets_dir)
+    grant = GRANTED[name]
     assert settings.kafka_url == "kafka://kafka:9092"
-    assert settings.redis_url.startswith("redis://redis:")
-    assert (
-        settings.clickhouse_url.startswith("clickhouse://loyalty:")
-        and "@clickhouse:9000/" in settings.clickhouse_url
-    )
-    assert settings.pseudonym_key.get_secret_value() == _env_example()["LOYALTY_PSEUDONYM_KEY"]
-    rules = _host_path(services[name], str(settings.rules))
+    assert {"kafka_url", "rules", "group_id", "topic_prefix"} <= given
+    if grant["redis"] == "-":
+        assert "redis_url" not in given, f"{name} needs no Redis"
+    else:
+        assert settings.redis_url.startswith(f"redis://{grant['redis']}:")
+        assert settings.redis_url.endswith("@redis:6379/0")
+    if grant["clickhouse"] == "-":
+        assert "clickhouse_url" not in given, f"{name} must not get a ClickHouse URL"
+    else:
+        assert settings.clickhouse_url.startswith(f"clickhouse://{grant['clickhouse']}:")
+        assert settings.clickhouse_url.endswith("@clickhouse:9000/loyalty")
+    assert ("pseudonym_key" in given) == grant["pseudonym_key"], f"{name}: pseudonym key"
+    if grant["pseudonym_key"]:
+        assert settings.pseudonym_key.get_secret_value() != PLACEHOLDER_PSEUDONYM_KEY
+    # no secret in the environment itself, where `docker inspect` shows it
+    for key, value in _env(service).items():
+        assert "://" not in value or "@" not in value, f"{name}: {key} carries a password"
+    rules = _host_path(service, str(settings.rules))
     assert rules is not None and rules.is_file(), f"{name}: {settings.rules} is not mounted"
 
 
-def test_the_api_requires_tokens_and_the_worker_metrics_are_reachable(
-    services: dict[str, dict[str, Any]],
+def test_the_api_requires_clients_and_the_worker_metrics_are_reachable(
+    raw: dict[str, Any], services: dict[str, dict[str, Any]], secrets_dir: Path
 ) -> None:
-    assert _env(services["api"])["LOYALTY_API_TOKENS"]
+    settings, _ = _settings_of(raw, services["api"], secrets_dir)
+    assert str(settings.api_clients) == "/run/secrets/api_clients"
+    assert "api_clients" in services["api"]["secrets"]
+    assert "--no-auth" not in _argv(services["api"])
+    assert settings.audit_key.get_secret_value() != PLACEHOLDER_AUDIT_KEY
     worker = _env(services["worker"])
     assert worker["LOYALTY_METRICS_HOST"] == "0.0.0.0", "Prometheus scrapes from another container"
     assert worker["LOYALTY_WORKER_METRICS_PORT"] in {str(p) for p in services["worker"]["expose"]}
+
+
+def test_published_ports_listen_on_localhost_only(services: dict[str, dict[str, Any]]) -> None:
+    published = 0
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} to the world"
+            published += 1
+    assert published >= 3  # the API, Grafana and Prometheus
+
+
+def test_secrets_are_files_the_script_makes_and_git_ignores(
+    raw: dict[str, Any], secrets_dir: Path
+) -> None:
+    for name, spec in raw["secrets"].items():
+        assert spec["file"] == f"./deploy/secrets/{name}"
+        made = secrets_dir / name
+        assert made.is_file(), f"deploy/make-secrets.sh does not make {name}"
+        assert made.stat().st_mode & 0o077 == 0, f"{name} is readable by others"
+    assert "deploy/secrets/" in (REPO / ".gitignore").read_text().splitlines()
+    before = {p.name: p.read_bytes() for p in secrets_dir.iterdir()}
+    subprocess.run(["sh", str(REPO / "deploy" / "make-secrets.sh"), str(secrets_dir)], check=True)
+    assert before == {p.name: p.read_bytes() for p in secrets_dir.iterdir()}, "keys must not change"
 
 
 def test_every_variable_compose_interpolates_is_in_the_env_example(raw: dict[str, Any]) -> None:
@@ -500,3 +577,50 @@ def test_the_simulator_sends_register_events_swipes_and_a_torn_message(
     register = consume(kafka.bootstrap, f"{prefix}register", 5)
     assert any(r.value.startswith(b'{"schema":"swipe/1"') for r in swipes)
     assert any(b'"type":"household"' in r.value for r in register)
+
+
+def test_clickhouse_users_writer_segments_and_grafana_are_separate(
+    services: dict[str, dict[str, Any]], secrets_dir: Path, tmp_path: Path
+) -> None:
+    """The users file the clickhouse service renders (its start script run for real, up to the
+    image's entrypoint): the writer has the database, the segment builder reads and writes only
+    the segment table, passwords only as SHA-256 of the secrets."""
+    template = _host_path(services["clickhouse"], "/opt/loyalty/loyalty-users.xml.template")
+    script = _host_path(services["clickhouse"], "/opt/loyalty/users-start.sh")
+    assert template is not None and script is not None
+    assert services["clickhouse"]["entrypoint"] == ["/bin/bash", "/opt/loyalty/users-start.sh"]
+    rendered = tmp_path / "loyalty-users.xml"
+    env = {
+        "SECRETS_DIR": str(secrets_dir),
+        "USERS_TEMPLATE": str(template),
+        "USERS_FILE": str(rendered),
+        "PATH": "/usr/bin:/bin",
+    }
+    subprocess.run(["bash", str(script)], env=env, check=False, capture_output=True)
+    root = ET.parse(rendered).getroot()
+    users = root.find("users")
+    assert users is not None
+    for name, secret in (
+        ("loyalty", "clickhouse_writer_url"),
+        ("segments", "clickhouse_segments_url"),
+    ):
+        url = (secrets_dir / secret).read_text().strip()
+        password = url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+        account = users.find(name)
+        assert account is not None
+        assert (
+            account.findtext("password_sha256_hex") == hashlib.sha256(password.encode()).hexdigest()
+        )
+        assert password not in rendered.read_text()
+    grants = {
+        name: [q.text for q in users.findall(f"{name}/grants/query")]
+        for name in ("loyalty", "segments")
+    }
+    assert grants["loyalty"] == ["GRANT ALL ON loyalty.*"]
+    assert "GRANT SELECT ON loyalty.*" in grants["segments"]
+    writes = [g for g in grants["segments"] if "INSERT" in str(g) or "ALTER" in str(g)]
+    assert writes == ["GRANT INSERT, ALTER DELETE ON loyalty.household_segments"]
+    default_networks = [ip.text for ip in users.findall("default/networks/ip")]
+    assert set(default_networks) <= {"::1", "127.0.0.1"}, "the default user stays inside"
+    env_names = set(_env(services["clickhouse"]))
+    assert "CLICKHOUSE_PASSWORD" not in env_names and "CLICKHOUSE_USER" not in env_names
