@@ -81,14 +81,14 @@ def cmd_member_payments(args: argparse.Namespace, settings: Settings) -> int:
             f"recorded by an earlier run (left as they were; {report.changed_since_recorded} "
             f"would differ now), {report.resent} re-sent from the outbox"
         )
-        print(f"  {'co-op':<20} {'kind':<18} {'payments':>9} {'amount':>16}")
+        print(f"  {'co-op':<24} {'kind':<18} {'payments':>9} {'amount':>16}")
         for (co_op, kind), (count, cents) in sorted(
             report.sums.items(), key=lambda item: (item[0][0], KINDS.index(item[0][1]))
         ):
-            print(f"  {co_op:<20} {kind:<18} {count:>9} {format_cents(cents):>16}")
+            print(f"  {co_op:<24} {kind:<18} {count:>9} {format_cents(cents):>16}")
         for kind in KINDS:
             total = sum(c for (_, k), (_, c) in report.sums.items() if k == kind)
-            print(f"  {'all':<20} {kind:<18} {'':>9} {format_cents(total):>16}")
+            print(f"  {'all':<24} {kind:<18} {'':>9} {format_cents(total):>16}")
         await _dashboard_totals(settings, args.year)
         return 0
 

@@ -407,8 +407,8 @@ def test_the_cli_pays_an_ended_year_once_and_writes_the_dashboard_totals(
     assert first.wait(120) == 0, first.log_tail()
     text = first.log_text()
     assert "1 households, 2 payments recorded and sent now" in text
-    assert "hok-elanto           capital_interest           1           1.20 €" in text
-    assert "hok-elanto           surplus_refund             1           2.56 €" in text
+    assert "hok-elanto               capital_interest           1           1.20 €" in text
+    assert "hok-elanto               surplus_refund             1           2.56 €" in text
     assert "2 rows of member payment totals written to ClickHouse" in text
     second = run_cli(["member-payments", "2025"], env, name="second")
     assert second.wait(120) == 0, second.log_tail()
