@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 from stream import metrics
 from stream.app import FaustPublisher
-from stream.bonus.housekeeping import consumer_lag, scheduled_close, set_held_gauges, sweep_hold
+from stream.bonus.housekeeping import (
+    consumer_lag,
+    outbox_gauges,
+    scheduled_close,
+    set_held_gauges,
+    sweep_hold,
+)
 
 if TYPE_CHECKING:
     from stream.app import LoyaltyApp
@@ -36,6 +42,7 @@ def register(app: LoyaltyApp) -> None:
             for (topic, partition), lag in consumer_lag(app.consumer).items():
                 metrics.CONSUMER_LAG.labels(topic=topic, partition=str(partition)).set(lag)
             await set_held_gauges(app.store)
+            await outbox_gauges(app.store)
         except Exception:
             log.exception("gauges failed")
 

@@ -105,3 +105,13 @@ API_REJECTED = Counter(
     "(unauthorized, forbidden, rate_limited)",
     ["cause"],
 )
+PAYOUT_OUTBOX_ENTRIES = Gauge(
+    "loyalty_payout_outbox_entries",
+    "Money events recorded but not yet confirmed sent, by outbox (payout, member_payment)",
+    ["outbox"],
+)
+PAYOUT_OUTBOX_OLDEST_AGE = Gauge(
+    "loyalty_payout_outbox_oldest_age_seconds",
+    "Seconds since the oldest entry still on the outbox was recorded (0 when empty)",
+    ["outbox"],
+)

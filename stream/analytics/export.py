@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Protocol
 
 import orjson
 
 from models.consent import CHANNELS, household_bans_product_data, person_excluded_reason
 from models.months import month_start
 from stream.analytics.pseudonym import household_key
-from stream.analytics.segments import SQL, _text, latest_build
+from stream.analytics.segments import SQL, latest_build
 from stream.clickhouse.engine import ClickHouse
 from stream.errors import NoSegmentsError
 from stream.settings import Settings
-
-
-class RedisLike(Protocol):
-    """The synchronous redis-py calls the export uses (``redis.Redis``)."""
-
-    def scan_iter(self, match: str | None = ..., count: int | None = ...) -> Iterable[Any]: ...
-
-    def pipeline(self, transaction: bool = ...) -> Any: ...
+from stream.store.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +39,6 @@ class ExportResult:
         return sum(len(row.person_ids) for row in self.rows)
 
 
-def _hash(data: dict[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in data.items()}
-
-
 def _json_list(text: str | None) -> list[str]:
     if not text:
         return []
@@ -60,39 +46,19 @@ def _json_list(text: str | None) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
-def _glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
-
-
-def _household_ids(
-    redis_client: RedisLike, prefix: str, wanted: set[int], key: bytes
-) -> dict[int, str]:
-    """household_key -> household_id for the wanted keys, by scanning every ``hh:*`` record.
+async def _household_ids(store: Store, wanted: set[int], key: bytes) -> dict[int, str]:
+    """household_key -> household_id for the wanted keys, by scanning every household record.
 
     (There is no reverse index: the pseudonym is one-way by design, so the export recomputes
     it for every household it knows.)
     """
-    head = f"{prefix}hh:"
     found: dict[int, str] = {}
-    for raw in redis_client.scan_iter(match=f"{_glob_escape(head)}*", count=1000):
-        rest = _text(raw)[len(head) :]
-        if not rest or ":" in rest:  # hh:H1:capital, hh:H1:ledger, ...
-            continue
-        hid = rest[1:-1] if rest.startswith("{") and rest.endswith("}") else rest
-        hkey = household_key(key, hid)
-        if hkey in wanted:
-            found[hkey] = hid
+    async for batch in store.household_id_batches():
+        for hid in batch:
+            hkey = household_key(key, hid)
+            if hkey in wanted:
+                found[hkey] = hid
     return found
-
-
-def _hgetall_many(redis_client: RedisLike, keys: list[str]) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
-    for start in range(0, len(keys), 500):
-        pipe = redis_client.pipeline(transaction=False)
-        for k in keys[start : start + 500]:
-            pipe.hgetall(k)
-        out.extend(_hash(d) for d in pipe.execute())
-    return out
 
 
 def _person_reason(person: dict[str, str], bans: frozenset[str], channel: str) -> str | None:
@@ -105,9 +71,9 @@ def _person_reason(person: dict[str, str], bans: frozenset[str], channel: str) -
     )
 
 
-def export_segment(
+async def export_segment(
     client: ClickHouse,
-    redis_client: RedisLike,
+    store: Store,
     settings: Settings,
     segment: str,
     channel: str,
@@ -141,13 +107,12 @@ def export_segment(
     if not members:
         return result
 
-    prefix = settings.redis_prefix
     pseudonym_key = settings.pseudonym_key.get_secret_value().encode("utf-8")
-    ids = _household_ids(redis_client, prefix, members, pseudonym_key)
+    ids = await _household_ids(store, members, pseudonym_key)
     result.households_left_out["household_unknown"] += len(members) - len(ids)
 
     hids = sorted(ids.values())
-    households = _hgetall_many(redis_client, [f"{prefix}hh:{h}" for h in hids])
+    households = await store.household_records(hids)
     person_ids = {
         h: _json_list(hh.get("person_ids")) for h, hh in zip(hids, households, strict=True)
     }
@@ -155,7 +120,7 @@ def export_segment(
     persons = dict(
         zip(
             all_persons,
-            _hgetall_many(redis_client, [f"{prefix}person:{p}" for p in all_persons]),
+            await store.person_records(all_persons),
             strict=True,
         )
     )

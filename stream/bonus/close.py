@@ -8,18 +8,23 @@ leaves it in the outbox, and the next close sends the same payout (same ``payout
 content) again: the bank side deduplicates by ``payout_id``, and no second payout for the same
 difference is ever created. Senders claim entries (``sending:{payout_id}``), so a close that
 starts while another is still sending does not send the same entries a second time.
+
+The close lock is a redis-py ``Lock`` (``Store.month_lock``): extended after every batch of
+households, released at the end only if it still holds our token (one atomic script). A close
+whose lock expired and was taken over carries on without it (the ledger sequence and the send
+claims keep the two apart) and leaves the other close's lock alone.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError
 
 from models.bonus import bonus_for
 from models.months import Month, days_after
@@ -31,6 +36,7 @@ from stream.errors import CloseError as CloseError  # noqa: PLC0414 (re-exported
 from stream.kafka.publisher import Publisher
 from stream.kafka.topics import Topics
 from stream.settings import Settings
+from stream.store.keys import Keys
 from stream.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -69,23 +75,19 @@ async def close_month(
             f"(it ends {month.ends_at(rules.timezone).isoformat()})"
         )
     topics = Topics(settings)
-    lock_key = store.key("month", str(month), "closing")
-    token = secrets.token_hex(8)
-    if not await store.redis.set(lock_key, token, nx=True, ex=LOCK_SECONDS):
-        raise CloseError(f"another close of {month} is running (lock {lock_key})")
+    lock = store.month_lock(str(month), seconds=LOCK_SECONDS)
+    if not await lock.acquire():
+        raise CloseError(
+            f"another close of {month} is running (lock {store.keys.month_closing(str(month))})"
+        )
     report = CloseReport(str(month))
     try:
         report.resent = await send_outbox(store, publisher, topics)
-        closed_key = store.key("month", str(month), "closed")
-        report.first_close = not await store.redis.exists(closed_key)
+        report.first_close = not await store.month_closed(str(month))
         expire_at = int(
             days_after(month, 31 * settings.retention_months, rules.timezone).timestamp()
         )
-        cursor = 0
-        members = store.key("month", str(month), "households")
-        while True:
-            cursor, batch = await store.redis.sscan(members, cursor=cursor, count=500)
-            ids = sorted(b.decode() if isinstance(b, bytes) else str(b) for b in batch)
+        async for ids in store.month_household_batches(str(month), count=500):
             for household_id in ids:
                 await _close_household(
                     store,
@@ -95,19 +97,30 @@ async def close_month(
                     report,
                     expire_at=expire_at,
                 )
-            await store.redis.expire(lock_key, LOCK_SECONDS)
+            await _extend(lock, month)
             await _send_recorded(store, publisher, topics, report)
             if progress:
                 progress(report.households)
-            if cursor == 0:
-                break
-        await store.redis.set(closed_key, now.isoformat(), nx=True)
-        await store.redis.incr(store.key("month", str(month), "closes"))
+        await store.mark_month_closed(str(month), now.isoformat())
     finally:
-        # Release only our own lock (it may have expired and been taken over).
-        if await store.redis.get(lock_key) == token.encode():
-            await store.redis.delete(lock_key)
+        await _release(lock, month)
     return report
+
+
+async def _extend(lock: Lock, month: Month) -> None:
+    """Give the lock its full time again, if it is still ours."""
+    try:
+        await lock.reacquire()
+    except LockError:
+        log.warning("the close lock of %s expired and was taken over; carrying on", month)
+
+
+async def _release(lock: Lock, month: Month) -> None:
+    """Release only our own lock (it may have expired and been taken over)."""
+    try:
+        await lock.release()
+    except LockError:
+        log.warning("the close lock of %s had expired before the close ended", month)
 
 
 async def _close_household(
@@ -157,10 +170,7 @@ async def _close_household(
 def payouts_kind(topics: Topics) -> OutboxKind:
     """The month close's outbox: ``payout:<id>`` records, ``outbox``, ``sending:<id>``."""
     return OutboxKind(
-        name="payout",
-        outbox=("outbox",),
-        record="payout",
-        claim="sending",
+        keys=Keys.payout_outbox,
         topic=topics.payouts,
         on_sent=_count_payout,
     )
@@ -183,11 +193,3 @@ async def _send_recorded(
 ) -> None:
     ids, report.payout_ids = report.payout_ids, []
     await Outbox(store, publisher, payouts_kind(topics)).send(ids)
-
-
-async def payouts_of(
-    store: Store, household_id: str, month: str, seq: int
-) -> list[dict[str, object]]:
-    keys = [store.key("payout", f"{household_id}:{month}:{n}") for n in range(1, seq + 1)]
-    bodies = await store.redis.mget(keys) if keys else []
-    return [orjson.loads(b) for b in bodies if b is not None]

@@ -59,6 +59,15 @@ async def set_held_gauges(store: Store) -> None:
     metrics.HELD_OLDEST_AGE.set(0 if oldest is None else max(0.0, time.time() - oldest))
 
 
+async def outbox_gauges(store: Store) -> None:
+    """Set the outbox gauges: entries not yet confirmed sent and the age of the oldest, for
+    the payouts and for the member payments (label ``outbox``)."""
+    for box in (store.keys.payout_outbox(), store.keys.member_payment_outbox()):
+        stats = await store.outbox_stats(box)
+        metrics.PAYOUT_OUTBOX_ENTRIES.labels(outbox=box.name).set(stats.entries)
+        metrics.PAYOUT_OUTBOX_OLDEST_AGE.labels(outbox=box.name).set(stats.oldest_age_seconds)
+
+
 def consumer_lag(consumer: Any) -> dict[tuple[str, int], int]:
     """Messages not yet committed per assigned partition (high watermark from fetches)."""
     lag: dict[tuple[str, int], int] = {}
@@ -96,15 +105,17 @@ async def scheduled_close(
     done = []
     for month in months_due(now, rules, settings):
         local = now.astimezone(rules.timezone)
-        marker = store.key("month", str(month), "scheduled", f"{local.year}-{local.month:02d}")
-        if await store.redis.exists(marker):
+        close_day = f"{local.year}-{local.month:02d}"
+        if await store.scheduled_close_done(str(month), close_day):
             continue
         try:
             report = await close_month(settings, rules, store, publisher, month, now=now)
         except CloseError as exc:
             log.info("scheduled close of %s skipped: %s", month, exc)
             continue
-        await store.redis.set(marker, now.isoformat(), ex=120 * 86400)
+        await store.mark_scheduled_close(
+            str(month), close_day, now.isoformat(), keep_seconds=120 * 86400
+        )
         log.info("scheduled close of %s: %d payouts", month, report.payouts)
         done.append(str(month))
     return done

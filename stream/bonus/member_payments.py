@@ -34,6 +34,7 @@ from stream.errors import LoyaltyError
 from stream.kafka.publisher import Publisher
 from stream.kafka.topics import Topics
 from stream.settings import Settings
+from stream.store.keys import Keys
 from stream.store.store import Store
 
 BATCH = 500
@@ -58,10 +59,7 @@ class MemberPaymentsReport:
 
 def member_payments_kind(topics: Topics) -> OutboxKind:
     return OutboxKind(
-        name="member payment",
-        outbox=("outbox", "member-payments"),
-        record="member-payment",
-        claim="sending-member-payment",
+        keys=Keys.member_payment_outbox,
         topic=topics.member_payments,
         on_sent=_count_sent,
     )

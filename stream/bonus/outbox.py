@@ -8,13 +8,13 @@ deduplicates by id); no second event for the same id is ever created.
 
 Whoever sends an outbox entry first claims it (``<claim>:<id>``, for ``CLAIM_SECONDS``), so
 two runs at once do not send the same entries twice. A claim left by a crash expires, and the
-entry is sent by a later run. :class:`OutboxKind` names the keys and the topic of one kind.
+entry is sent by a later run. :class:`OutboxKind` names the keys and the topic of one kind;
+the Redis calls are the Store's (``stream/store/outbox.py``).
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +23,7 @@ import orjson
 
 from stream.kafka.publisher import Publisher
 from stream.retry import retry_forever
+from stream.store.keys import Keys, OutboxKeys
 from stream.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -38,16 +39,12 @@ def _nothing(event: dict[str, Any]) -> None:
 class OutboxKind:
     """Where one kind of outgoing event is recorded and where it goes.
 
-    ``outbox``: key parts of the sorted set of ids not yet confirmed sent; ``record``: key
-    part of the records (``<record>:<id>`` holds the event's JSON); ``claim``: key part of a
-    sender's claim; ``topic``: where it is sent, keyed by the event's ``key_field``;
-    ``on_sent``: called with each event once the broker confirmed it (metrics).
+    ``keys``: its outbox's keys among a deployment's (``Keys.payout_outbox``,
+    ``Keys.member_payment_outbox``); ``topic``: where it is sent, keyed by the event's
+    ``key_field``; ``on_sent``: called with each event once the broker confirmed it (metrics).
     """
 
-    name: str
-    outbox: tuple[str, ...]
-    record: str
-    claim: str
+    keys: Callable[[Keys], OutboxKeys]
     topic: str
     key_field: str = "household_id"
     on_sent: Callable[[dict[str, Any]], None] = field(default=_nothing)
@@ -62,25 +59,16 @@ class Outbox:
         self.kind = kind
 
     @property
-    def key(self) -> str:
-        return self.store.key(*self.kind.outbox)
-
-    def record_key(self, event_id: str) -> str:
-        return self.store.key(self.kind.record, event_id)
-
-    def claim_key(self, event_id: str) -> str:
-        return self.store.key(self.kind.claim, event_id)
+    def box(self) -> OutboxKeys:
+        return self.kind.keys(self.store.keys)
 
     async def pending(self) -> list[str]:
         """Ids recorded but not yet confirmed sent, oldest first."""
-        return [_text(i) for i in await self.store.redis.zrange(self.key, 0, -1)]
+        return await self.store.outbox_ids(self.box)
 
     async def pending_among(self, ids: list[str]) -> set[str]:
         """The ids of ``ids`` still on the outbox (one round trip)."""
-        if not ids:
-            return set()
-        scores = await self.store.redis.zmscore(self.key, ids)
-        return {i for i, score in zip(ids, scores, strict=True) if score is not None}
+        return await self.store.outbox_pending_among(self.box, ids)
 
     async def send_pending(self) -> int:
         """Send everything still on the outbox (left by a crash or a broker outage)."""
@@ -88,31 +76,28 @@ class Outbox:
 
     async def send(self, ids: list[str]) -> int:
         """Send the recorded events ``ids`` that nobody else is sending; returns how many."""
-        token = secrets.token_hex(8)
+        box = self.box
         sent = 0
         for start in range(0, len(ids), CHUNK):
-            mine = await self._claim(ids[start : start + CHUNK], token)
+            mine = await self.store.claim_outbox(
+                box, ids[start : start + CHUNK], seconds=CLAIM_SECONDS
+            )
             if not mine:
                 continue
             try:
-                sent += await self._send_chunk(mine)
+                sent += await self._send_chunk(box, mine)
             except BaseException:
                 # Not confirmed (a fatal error, or the process is being stopped): let the next
                 # run send these again now, as it would after a crash once the claims expired.
-                await self.store.redis.delete(*(self.claim_key(i) for i in mine))
+                await self.store.release_outbox_claims(box, mine)
                 raise
-            await self.store.redis.zrem(self.key, *mine)
-            await self.store.redis.delete(*(self.claim_key(i) for i in mine))
+            await self.store.outbox_sent(box, mine)
         return sent
 
-    async def _send_chunk(self, ids: list[str]) -> int:
+    async def _send_chunk(self, box: OutboxKeys, ids: list[str]) -> int:
         """Send the recorded events ``ids`` until the broker confirmed them; returns how many."""
-        bodies = await self.store.redis.mget([self.record_key(i) for i in ids])
-        chunk = [
-            (i, _bytes(b), orjson.loads(b))
-            for i, b in zip(ids, bodies, strict=True)
-            if b is not None
-        ]
+        bodies = await self.store.outbox_records(box, ids)
+        chunk = [(i, b, orjson.loads(b)) for i, b in zip(ids, bodies, strict=True) if b is not None]
         topic, key_field = self.kind.topic, self.kind.key_field
 
         async def deliver() -> None:
@@ -125,31 +110,5 @@ class Outbox:
         await retry_forever(deliver, dependency="kafka", transient=(Exception,))
         for event_id, _body, event in chunk:
             self.kind.on_sent(event)
-            log.debug("%s %s sent", self.kind.name, event_id)
+            log.debug("%s %s sent", box.name, event_id)
         return len(chunk)
-
-    async def _claim(self, ids: list[str], token: str) -> list[str]:
-        """The ids of ``ids`` this sender may send: claimed now, and still on the outbox
-        (another sender may have sent one and released its claim since it was read)."""
-        if not ids:
-            return []
-        async with self.store.redis.pipeline(transaction=False) as pipe:
-            for event_id in ids:
-                pipe.set(self.claim_key(event_id), token, nx=True, ex=CLAIM_SECONDS)
-            claimed = await pipe.execute()
-        ours = [i for i, ok in zip(ids, claimed, strict=True) if ok]
-        if not ours:
-            return []
-        still = await self.pending_among(ours)
-        gone = [i for i in ours if i not in still]
-        if gone:
-            await self.store.redis.delete(*(self.claim_key(i) for i in gone))
-        return [i for i in ours if i in still]
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _bytes(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else value.encode()

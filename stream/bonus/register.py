@@ -29,6 +29,7 @@ from stream.kafka.publisher import Publisher
 from stream.kafka.topics import Record, Topics
 from stream.retry import retry_forever
 from stream.settings import PLACEHOLDER_PSEUDONYM_KEY, Settings
+from stream.store.keys import Keys
 from stream.store.store import Store
 
 
@@ -162,7 +163,7 @@ def register_op(
     fields: dict[str, str]
     index: dict[str, str] = {}
     if isinstance(event, HouseholdSnapshot):
-        entity = f"hh:{event.household_id}"
+        entity = Keys.unprefixed_household(event.household_id)
         fields = {
             "co_op": event.co_op,
             "head_person_id": event.head_person_id,
@@ -174,7 +175,7 @@ def register_op(
             "payout_account": event.payout_account,
         }
     elif isinstance(event, CardSnapshot):
-        entity = f"card:{event.card}"
+        entity = Keys.unprefixed_card(event.card)
         fields = {
             "household_id": event.household_id,
             "person_id": event.person_id,
@@ -183,7 +184,7 @@ def register_op(
         }
         index = {"idx": "cards", "ent": event.card}
     else:
-        entity = f"person:{event.person_id}"
+        entity = Keys.unprefixed_person(event.person_id)
         fields = {
             "household_id": event.household_id,
             "bans": orjson.dumps(sorted(event.bans)).decode(),

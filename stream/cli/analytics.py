@@ -8,16 +8,16 @@ code``) dispatches to its subcommand.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import sys
 import textwrap
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import IO, Any
 from zoneinfo import ZoneInfo
-
-import redis
 
 from models.consent import CHANNELS
 from models.errors import RulesError
@@ -33,7 +33,7 @@ from stream.clickhouse.engine import ClickHouse
 from stream.clickhouse.migrate import migrate
 from stream.errors import LoyaltyError, map_exceptions
 from stream.settings import Settings
-from stream.store.retention import expire_months
+from stream.store.store import Store
 
 _CHDB_NOTE = (
     "With the embedded engine (LOYALTY_CLICKHOUSE_URL=chdb:///path) only one process can open "
@@ -154,18 +154,16 @@ def _summary(result: ExportResult) -> list[str]:
 
 def cmd_segments_export(args: argparse.Namespace, settings: Settings) -> int:
     def body(client: ClickHouse) -> int:
-        redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=30)
-        try:
-            result = export_segment(
-                client,
-                redis_client,
-                settings,
-                args.segment,
-                args.channel,
-                build_month=args.build,
-            )
-        finally:
-            redis_client.close()
+        async def export() -> ExportResult:
+            store = Store.from_url(settings.redis_url, settings.redis_prefix)
+            try:
+                return await export_segment(
+                    client, store, settings, args.segment, args.channel, build_month=args.build
+                )
+            finally:
+                await store.close()
+
+        result = asyncio.run(export())
         if args.output:
             with open(args.output, "w", encoding="utf-8", newline="") as f:
                 write_export_csv(result, f)
@@ -194,13 +192,17 @@ def cmd_retention_run(args: argparse.Namespace, settings: Settings) -> int:
         for p in dropped:
             _out(sys.stdout, f"  {verb} {p.table} {p.month:%Y-%m} ({p.rows} rows)")
         keep_from = Month(cutoff.year, cutoff.month)
-        with redis.Redis.from_url(settings.redis_url) as r:
-            removed = expire_months(r, settings.redis_prefix, keep_from, dry_run=args.dry_run)
-            held_past = r.zcount(
-                f"{settings.redis_prefix}held:index",
-                "-inf",
-                time.time() - settings.hold_days * 86400,
-            )
+
+        async def redis_retention() -> tuple[Counter[str], int]:
+            store = Store.from_url(settings.redis_url, settings.redis_prefix)
+            try:
+                removed = await store.expire_months(keep_from, dry_run=args.dry_run)
+                cutoff = time.time() - settings.hold_days * 86400
+                return removed, await store.held_cards_count(older_than=cutoff)
+            finally:
+                await store.close()
+
+        removed, held_past = asyncio.run(redis_retention())
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(removed.items())) or "nothing"
         _out(sys.stdout, f"Redis retention: {verb} keys of months before {keep_from}: {kinds}")
         _out(

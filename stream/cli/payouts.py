@@ -10,7 +10,7 @@ from typing import Any
 from models.bonus import bonus_for, explain
 from models.money import format_cents
 from models.months import Month
-from stream.bonus.close import close_month, payouts_of
+from stream.bonus.close import close_month
 from stream.cli.support import Handler, load_rules_or_exit
 from stream.errors import CloseError
 from stream.kafka.publisher import KafkaPublisher
@@ -88,7 +88,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
         store = Store.from_url(settings.redis_url, settings.redis_prefix)
         try:
             state = await store.month_state(args.household_id, str(month))
-            payouts = await payouts_of(store, args.household_id, str(month), state.paid.seq)
+            payouts = await store.payouts_of(args.household_id, str(month), state.paid.seq)
         finally:
             await store.close()
         hh = state.household

@@ -1,11 +1,14 @@
 """Redis: the live tables and accumulators. Every write is one atomic, idempotent Lua call.
 
-Key layout: docs/DESIGN.md. All keys start with ``Settings.redis_prefix``.
+The Store owns every Redis call of the service: nothing outside ``stream/store`` talks to
+Redis. Its keys are named in :mod:`stream.store.keys` (all start with
+``Settings.redis_prefix``); the payout ledger, the outboxes and the month close are in
+:mod:`stream.store.outbox`.
 """
 
 from __future__ import annotations
 
-import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +19,10 @@ import redis.asyncio as aioredis
 
 from models.bonus import Accumulator
 from models.member_payment import MemberPayment
-from models.payout import PaidSoFar, Payout
+from models.months import Month
+from models.payout import PaidSoFar
+from stream.store.keys import Keys, month_of_key
+from stream.store.outbox import PayoutStore
 
 _LUA = Path(__file__).with_name("lua")
 
@@ -109,15 +115,18 @@ def paid_from_hash(data: dict[Any, Any]) -> PaidSoFar:
     )
 
 
-class Store:
-    """Async access to our Redis keys. One instance per process."""
+class Store(PayoutStore):
+    """Async access to our Redis keys. One instance per process.
+
+    ``redis`` is the client, for tests that set up or inspect keys by hand; the service itself
+    calls only the Store's methods.
+    """
 
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
-        self.redis = client
+        super().__init__(client, Keys(prefix))
         self.prefix = prefix
         self._apply_swipes = client.register_script((_LUA / "apply_swipes.lua").read_text())
         self._apply_register = client.register_script((_LUA / "apply_register.lua").read_text())
-        self._record_payout = client.register_script((_LUA / "record_payout.lua").read_text())
         self._release_held = client.register_script((_LUA / "release_held.lua").read_text())
         self._record_member_payment = client.register_script(
             (_LUA / "record_member_payment.lua").read_text()
@@ -130,9 +139,6 @@ class Store:
             url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
         )
         return cls(client, prefix)
-
-    def key(self, *parts: str) -> str:
-        return self.prefix + ":".join(parts)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -147,35 +153,23 @@ class Store:
         return [SwipeOutcome(_text(o), _text(h), _text(c), _text(b) == "1") for o, h, c, b in raw]
 
     async def apply_register(self, ops: list[dict[str, Any]]) -> list[str]:
+        """Apply register ops (``stream.bonus.register.register_op``). Their keys are
+        unprefixed names from :mod:`stream.store.keys`; the script adds the prefix (an erasure
+        finds most of its keys only from what it reads)."""
         if not ops:
             return []
         return [_text(r) for r in await self._apply_register(args=[self.prefix, orjson.dumps(ops)])]
-
-    async def record_payout(self, payout: Payout, expected_seq: int, *, expire_at: int) -> bool:
-        """Record the payout and move the ledger, only if its sequence is still expected."""
-        done = await self._record_payout(
-            args=[
-                self.prefix,
-                payout.household_id,
-                payout.month,
-                expected_seq,
-                payout.payout_id,
-                orjson.dumps(payout.to_json()),
-                payout.base_bonus_cents,
-                payout.fuel_bonus_cents,
-                payout.payment_benefit_cents,
-                payout.to_capital_cents,
-                int(time.time()),
-                expire_at,
-            ]
-        )
-        return bool(done)
 
     async def release_held(self, card: str, event_ids: list[str]) -> int:
         """Take swipes off the hold without crediting them (they went to dead letters)."""
         if not event_ids:
             return 0
-        return int(await self._release_held(args=[self.prefix, card, *event_ids]))
+        k = self.keys
+        return int(
+            await self._release_held(
+                keys=[k.held(card), k.held_count(), k.held_index()], args=[card, *event_ids]
+            )
+        )
 
     async def held_swipes(self, cards: list[str]) -> dict[str, dict[str, bytes]]:
         """card -> {event_id: swipe JSON} on hold, for many cards in one round trip."""
@@ -183,7 +177,7 @@ class Store:
             return {}
         async with self.redis.pipeline(transaction=False) as pipe:
             for card in cards:
-                pipe.hgetall(self.key("held", card))
+                pipe.hgetall(self.keys.held(card))
             found = await pipe.execute()
         return {
             card: {_text(k): v if isinstance(v, bytes) else v.encode() for k, v in data.items()}
@@ -195,16 +189,20 @@ class Store:
         """Cards with held swipes, oldest first (optionally only those held before a time)."""
         top = "+inf" if older_than is None else older_than
         cards = await self.redis.zrangebyscore(
-            self.key("held", "index"), "-inf", top, start=0, num=limit
+            self.keys.held_index(), "-inf", top, start=0, num=limit
         )
         return [_text(c) for c in cards]
 
+    async def held_cards_count(self, older_than: float) -> int:
+        """How many cards have swipes held since before ``older_than`` (epoch seconds)."""
+        return int(await self.redis.zcount(self.keys.held_index(), "-inf", older_than))
+
     async def held_count(self) -> int:
-        return int(await self.redis.get(self.key("held", "count")) or 0)
+        return int(await self.redis.get(self.keys.held_count()) or 0)
 
     async def held_oldest_at(self) -> float | None:
         """When the longest-waiting card's first swipe was held (epoch seconds), or None."""
-        oldest = await self.redis.zrange(self.key("held", "index"), 0, 0, withscores=True)
+        oldest = await self.redis.zrange(self.keys.held_index(), 0, 0, withscores=True)
         return float(oldest[0][1]) if oldest else None
 
     async def cards_with_held(self, cards: list[str]) -> list[str]:
@@ -213,7 +211,7 @@ class Store:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for card in cards:
-                pipe.exists(self.key("held", card))
+                pipe.exists(self.keys.held(card))
             found = await pipe.execute()
         return [card for card, n in zip(cards, found, strict=True) if n]
 
@@ -222,21 +220,21 @@ class Store:
             return set()
         async with self.redis.pipeline(transaction=False) as pipe:
             for card in cards:
-                pipe.exists(self.key("card", card))
+                pipe.exists(self.keys.card(card))
             found = await pipe.execute()
         return {card for card, n in zip(cards, found, strict=True) if n}
 
     async def card_household(self, card: str) -> str | None:
-        hid = await self.redis.hget(self.key("card", card), "household_id")
+        hid = await self.redis.hget(self.keys.card(card), "household_id")
         return _text(hid) if hid else None
 
     async def month_state(self, household_id: str, month: str) -> MonthState:
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self.key("hh", household_id))
-            pipe.hgetall(self.key("acc", household_id, month))
-            pipe.hgetall(self.key("paid", household_id, month))
-            pipe.exists(self.key("month", month, "closed"))
-            pipe.hgetall(self.key("hh", household_id, "ledger"))
+            pipe.hgetall(self.keys.household(household_id))
+            pipe.hgetall(self.keys.accumulator(household_id, month))
+            pipe.hgetall(self.keys.paid(household_id, month))
+            pipe.exists(self.keys.month_closed(month))
+            pipe.hgetall(self.keys.household_ledger(household_id))
             hh, acc, paid, closed, ledger = await pipe.execute()
         ledger_d = {_text(k): int(_text(v)) for k, v in ledger.items()}
         return MonthState(
@@ -253,13 +251,12 @@ class Store:
     async def household_id_batches(self, count: int = 1000) -> AsyncIterator[list[str]]:
         """Every household with a snapshot (``hh:{H}``), in batches (SCAN: no order, and a
         household may come twice if Redis rehashes meanwhile; callers deduplicate)."""
-        head = self.key("hh", "")
         batch: list[str] = []
-        async for raw in self.redis.scan_iter(match=f"{head}*", count=count):
-            rest = _text(raw)[len(head) :]
-            if ":" in rest or not rest:
+        async for raw in self.redis.scan_iter(match=self.keys.households_pattern(), count=count):
+            household_id = self.keys.household_id_of(_text(raw))
+            if household_id is None:
                 continue
-            batch.append(rest)
+            batch.append(household_id)
             if len(batch) >= count:
                 yield batch
                 batch = []
@@ -268,17 +265,17 @@ class Store:
 
     async def households(self, household_ids: list[str]) -> list[Household | None]:
         """Snapshots of many households in one round trip (None where there is none)."""
-        found = await self.read_many([["hgetall", f"hh:{h}"] for h in household_ids])
+        found = await self.read_many([["hgetall", self.keys.household(h)] for h in household_ids])
         return [
             household_from_hash(h, _pairs(d)) for h, d in zip(household_ids, found, strict=True)
         ]
 
     async def read_many(self, reads: list[list[str]]) -> list[Any]:
         """Many hash reads in one Lua call and one JSON reply (see ``read_many.lua``);
-        keys without the prefix. Absent: ``[]``/``{}`` for hgetall, ``False`` for a value."""
+        full keys (``self.keys``). Absent: ``[]``/``{}`` for hgetall, ``False`` for a value."""
         if not reads:
             return []
-        answer = await self._read_many(args=[self.prefix, orjson.dumps(reads)])
+        answer = await self._read_many(args=[orjson.dumps(reads)])
         return list(orjson.loads(answer))
 
     async def year_facts(self, household_ids: list[str], year: int) -> list[YearFacts]:
@@ -286,9 +283,11 @@ class Store:
         months = [f"{year:04d}-{m:02d}" for m in range(1, 13)]
         reads: list[list[str]] = []
         for household_id in household_ids:
-            reads.append(["hgetall", f"hh:{household_id}"])
-            reads.append(["hgetall", f"hh:{household_id}:ledger"])
-            reads += [["hget", f"acc:{household_id}:{m}", "purchases_cents"] for m in months]
+            reads.append(["hgetall", self.keys.household(household_id)])
+            reads.append(["hgetall", self.keys.household_ledger(household_id)])
+            reads += [
+                ["hget", self.keys.accumulator(household_id, m), "purchases_cents"] for m in months
+            ]
         found = await self.read_many(reads)
         step = 2 + len(months)
         out = []
@@ -317,23 +316,32 @@ class Store:
         if len(years) != 1:
             raise ValueError(f"member payments of one year at a time, got {sorted(years)}")
         batch = [
-            [payment.payment_id, orjson.dumps(payment.to_json()).decode(), head_person_id]
+            [
+                payment.payment_id,
+                orjson.dumps(payment.to_json()).decode(),
+                head_person_id,
+                self.keys.member_payment(payment.payment_id),
+            ]
             for payment, head_person_id in entries
         ]
         done = await self._record_member_payment(
-            args=[self.prefix, years.pop(), now, expire_at, orjson.dumps(batch)]
+            keys=[
+                self.keys.member_payments(str(years.pop())),
+                self.keys.member_payment_outbox().outbox,
+            ],
+            args=[now, expire_at, orjson.dumps(batch)],
         )
         return [bool(d) for d in done]
 
     async def member_payment_index(self, year: int) -> dict[str, str]:
         """payment_id -> head_person_id of every member payment recorded for ``year``."""
-        found = await self.redis.hgetall(self.key("member-payments", str(year)))
+        found = await self.redis.hgetall(self.keys.member_payments(str(year)))
         return {_text(k): _text(v) for k, v in found.items()}
 
     async def member_payment_records(self, payment_ids: list[str]) -> list[dict[str, Any] | None]:
         if not payment_ids:
             return []
-        bodies = await self.redis.mget([self.key("member-payment", i) for i in payment_ids])
+        bodies = await self.redis.mget([self.keys.member_payment(i) for i in payment_ids])
         return [orjson.loads(b) if b is not None else None for b in bodies]
 
     # -- what-if (loyalty simulate) ---------------------------------------------------------
@@ -344,7 +352,7 @@ class Store:
         """The households with an accumulator in ``month``, in batches (deduplicated)."""
         seen: set[str] = set()
         cursor = 0
-        members = self.key("month", month, "households")
+        members = self.keys.month_households(month)
         while True:
             cursor, found = await self.redis.sscan(members, cursor=cursor, count=count)
             batch = sorted({_text(b) for b in found} - seen)
@@ -356,7 +364,9 @@ class Store:
 
     async def accumulators(self, household_ids: list[str], month: str) -> list[Accumulator]:
         """The household-months' accumulators in one round trip (empty where there is none)."""
-        found = await self.read_many([["hgetall", f"acc:{h}:{month}"] for h in household_ids])
+        found = await self.read_many(
+            [["hgetall", self.keys.accumulator(h, month)] for h in household_ids]
+        )
         return [Accumulator.from_fields(_pairs(d)) for d in found]
 
     # -- register rights (contract section 9) ---------------------------------------------
@@ -366,7 +376,7 @@ class Store:
         wanted = sorted(set(keys))
         if not wanted:
             return set()
-        scores = await self.redis.zmscore(self.key("erased", "recent"), [str(k) for k in wanted])
+        scores = await self.redis.zmscore(self.keys.erased_recent(), [str(k) for k in wanted])
         return {k for k, score in zip(wanted, scores, strict=True) if score is not None}
 
     async def due_erasures(self, now: float) -> tuple[list[int], list[int]]:
@@ -374,24 +384,66 @@ class Store:
         deletion now. The confirming pass, a while after the first, catches rows another
         worker was inserting while the erasure happened."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrangebyscore(self.key("erasure", "pending"), "-inf", now)
-            pipe.zrangebyscore(self.key("erasure", "confirm"), "-inf", now)
+            pipe.zrangebyscore(self.keys.erasure_pending(), "-inf", now)
+            pipe.zrangebyscore(self.keys.erasure_confirm(), "-inf", now)
             first, second = await pipe.execute()
         return [int(_text(k)) for k in first], [int(_text(k)) for k in second]
 
     async def erasures_done(self, first: list[int], second: list[int], confirm_at: float) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             if first:
-                pipe.zrem(self.key("erasure", "pending"), *map(str, first))
-                pipe.zadd(self.key("erasure", "confirm"), {str(k): confirm_at for k in first})
+                pipe.zrem(self.keys.erasure_pending(), *map(str, first))
+                pipe.zadd(self.keys.erasure_confirm(), {str(k): confirm_at for k in first})
             if second:
-                pipe.zrem(self.key("erasure", "confirm"), *map(str, second))
+                pipe.zrem(self.keys.erasure_confirm(), *map(str, second))
             await pipe.execute()
 
     async def prune_erased(self, before: float) -> int:
         """Forget erasures older than ``before`` for the analytics filter (the tombstones
         that keep stale snapshots out stay)."""
-        return int(await self.redis.zremrangebyscore(self.key("erased", "recent"), "-inf", before))
+        return int(await self.redis.zremrangebyscore(self.keys.erased_recent(), "-inf", before))
 
-    async def month_closed(self, month: str) -> bool:
-        return bool(await self.redis.exists(self.key("month", month, "closed")))
+    # -- register records in bulk (the marketing export) ---------------------------------
+
+    async def _hashes(self, keys: list[str]) -> list[dict[str, str]]:
+        out: list[dict[str, str]] = []
+        for start in range(0, len(keys), 500):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys[start : start + 500]:
+                    pipe.hgetall(key)
+                found = await pipe.execute()
+            out.extend({_text(k): _text(v) for k, v in d.items()} for d in found)
+        return out
+
+    async def household_records(self, household_ids: list[str]) -> list[dict[str, str]]:
+        """The raw ``hh:{H}`` hash of each household ({} where there is none)."""
+        return await self._hashes([self.keys.household(h) for h in household_ids])
+
+    async def person_records(self, person_ids: list[str]) -> list[dict[str, str]]:
+        """The raw ``person:{P}`` hash of each person ({} where there is none)."""
+        return await self._hashes([self.keys.person(p) for p in person_ids])
+
+    # -- retention -----------------------------------------------------------------------
+
+    async def expire_months(self, keep_from: Month, *, dry_run: bool = False) -> Counter[str]:
+        """Delete per-month keys of months before ``keep_from``; returns counts by kind.
+
+        Accumulators, seen-sets and payout records carry an expiry from the moment they are
+        written; this sweep covers a shortened retention period and keys from before that.
+        """
+        removed: Counter[str] = Counter()
+        batch: list[bytes | str] = []
+        async for raw in self.redis.scan_iter(match=self.keys.all_pattern(), count=1000):
+            name = self.keys.unprefixed(_text(raw))
+            found = None if name is None else month_of_key(name)
+            if found is None or found[1] >= keep_from:
+                continue
+            removed[found[0]] += 1
+            if not dry_run:
+                batch.append(raw)
+                if len(batch) >= 1000:
+                    await self.redis.unlink(*batch)
+                    batch.clear()
+        if batch:
+            await self.redis.unlink(*batch)
+        return removed

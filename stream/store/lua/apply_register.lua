@@ -1,4 +1,7 @@
 -- Apply a batch of register events atomically, each idempotent.
+-- No KEYS: an erasure finds most of its keys only from what it reads (the household's persons
+-- and cards). Keys are composed from ARGV[1], the key prefix, and the names of
+-- stream/store/keys.py (tests/stream/store/test_keys.py checks that they match).
 -- ARGV[1] key prefix, ARGV[2] JSON array of ops:
 --   {k="snapshot", key=..., ts=updated_at in microseconds, f={field=value,...},
 --    hid=household id the entity belongs to, hk=its pseudonymous household key,

@@ -1,16 +1,16 @@
 -- Read many hashes in one call and answer with one JSON string: for bulk readers (member
 -- payments, simulate, partner settlement) a single reply is far cheaper to parse than
 -- thousands of RESP replies.
--- ARGV[1] key prefix, ARGV[2] JSON array of reads, each one of
+-- No KEYS (the reads are many and of any kind). ARGV[1] JSON array of reads, each one of
 --   ["hgetall", key]            -> flat array field, value, ... ({} when the key is absent)
 --   ["hmget", key, f1, f2, ...] -> array of values (false where absent)
 --   ["hget", key, field]        -> value or false
--- keys are without the prefix. Returns the JSON array of the answers, in order.
-local p = ARGV[1]
-local reads = cjson.decode(ARGV[2])
+-- keys are full (prefixed), from stream/store/keys.py. Returns the JSON array of the answers,
+-- in order.
+local reads = cjson.decode(ARGV[1])
 local out = {}
 for n, r in ipairs(reads) do
-  local op, key = r[1], p .. r[2]
+  local op, key = r[1], r[2]
   if op == 'hgetall' then
     out[n] = redis.call('HGETALL', key)
   elseif op == 'hmget' then

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 from collections import Counter
 from collections.abc import Callable
@@ -15,7 +16,7 @@ import pytest
 import redis
 from pydantic import SecretStr
 
-from stream.analytics.export import export_segment
+from stream.analytics.export import ExportResult, export_segment
 from stream.analytics.pseudonym import household_key
 from stream.analytics.segments import (
     CHANNELS,
@@ -33,6 +34,7 @@ from stream.clickhouse.engine import ClickHouse
 from stream.clickhouse.migrate import migrate
 from stream.errors import NoSegmentsError
 from stream.settings import Settings
+from stream.store.store import Store
 
 MakeLine = Callable[..., dict[str, Any]]
 OCT = date(2026, 10, 1)
@@ -286,6 +288,17 @@ def _settings(
     return Settings(_env_file=None, **fields)
 
 
+def _export(client: ClickHouse, settings: Settings, segment: str, channel: str) -> ExportResult:
+    async def run() -> ExportResult:
+        store = Store.from_url(settings.redis_url, settings.redis_prefix)
+        try:
+            return await export_segment(client, store, settings, segment, channel)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
 def _register(r: redis.Redis, prefix: str) -> None:
     def hh(hid: str, persons: list[str], status: str = "active") -> None:
         r.hset(
@@ -365,8 +378,8 @@ def test_export_applies_bans_and_permissions(
     households_out: dict[str, int],
     persons_out: dict[str, int],
 ) -> None:
-    client, r, settings = exported
-    result = export_segment(client, r, settings, "test:all", channel)
+    client, _, settings = exported
+    result = _export(client, settings, "test:all", channel)
     assert result.members == 6
     assert [(row.household_id, row.person_ids) for row in result.rows] == rows
     assert result.households_left_out == Counter(
@@ -384,16 +397,16 @@ def test_export_applies_bans_and_permissions(
 def test_a_household_banning_product_data_is_never_exported(
     exported: tuple[ClickHouse, redis.Redis, Settings],
 ) -> None:
-    client, r, settings = exported
+    client, _, settings = exported
     build_segments(client, OCT, 3)
     segments = set(segment_sizes(client, OCT))
     assert {"fuel", "campaign_responder", "affinity:meat"} <= segments  # HB is in these
     for segment in sorted(segments):
         for channel in CHANNELS:
-            result = export_segment(client, r, settings, segment, channel)
+            result = _export(client, settings, segment, channel)
             assert "HB" not in {row.household_id for row in result.rows}
             assert "PB1" not in {p for row in result.rows for p in row.person_ids}
-    fuel = export_segment(client, r, settings, "fuel", "sms")
+    fuel = _export(client, settings, "fuel", "sms")
     assert (fuel.members, fuel.rows, fuel.households_left_out) == (
         1,
         [],
@@ -411,9 +424,9 @@ def test_export_without_a_build(
     migrate(clickhouse)
     settings = _settings(redis_server.url, redis_prefix, pseudonym_key)
     with pytest.raises(NoSegmentsError, match="segments build"):
-        export_segment(clickhouse, redis_client, settings, "fuel", "email")
+        _export(clickhouse, settings, "fuel", "email")
     with pytest.raises(ValueError, match="channel"):
-        export_segment(clickhouse, redis_client, settings, "fuel", "fax")
+        _export(clickhouse, settings, "fuel", "fax")
 
 
 # -- the command line ---------------------------------------------------------------------

@@ -129,7 +129,7 @@ class Harness:
         return out
 
     async def outbox(self) -> list[str]:
-        return [i.decode() for i in await self.store.redis.zrange(self.store.key("outbox"), 0, -1)]
+        return await self.store.outbox_ids(self.store.keys.payout_outbox())
 
     async def paid_seq(self, household_id: str, month: Month) -> int:
         return (await self.store.month_state(household_id, str(month))).paid.seq
@@ -322,7 +322,7 @@ def test_a_close_whose_lock_expired_while_sending_does_not_emit_twice(harness: R
     async def scenario(h: Harness) -> None:
         await seed_three(h)
         store_b, publisher_b = await h.other_store(), await h.other_publisher()
-        lock = h.store.key("month", "2026-10", "closing")
+        lock = h.store.keys.month_closing("2026-10")
 
         async def second_close() -> CloseReport:
             assert await h.store.redis.delete(lock) == 1  # the first close's lock "expired"
@@ -336,6 +336,34 @@ def test_a_close_whose_lock_expired_while_sending_does_not_emit_twice(harness: R
         assert publisher.other_report.payouts == 0
         assert by_id(await h.sent()) == by_id(EXPECTED_THREE)
         assert await h.outbox() == []
+
+    harness(scenario)
+
+
+def test_a_close_whose_lock_expired_leaves_the_new_owners_lock_alone(harness: Run) -> None:
+    """The old release was GET-then-DELETE; the lock's release is one script that deletes only
+    its own token, so a close that lost its lock never frees the lock of the close after it."""
+
+    async def scenario(h: Harness) -> None:
+        await seed_three(h)
+        store_b = await h.other_store()
+        key = h.store.keys.month_closing("2026-10")
+        taken = store_b.month_lock("2026-10", seconds=60)
+
+        async def take_over() -> CloseReport:
+            assert await h.store.redis.delete(key) == 1  # the first close's lock "expired"
+            assert await taken.acquire()  # and another close took it
+            return CloseReport("2026-10")
+
+        publisher = CloseInTheMiddle(h.publisher, take_over)
+        first = await h.close(OCT, publisher=publisher)
+        assert first.payouts == 3
+        assert await taken.owned()  # neither extended nor released by the first close
+        assert 0 < await h.store.redis.ttl(key) <= 60
+        with pytest.raises(CloseError, match="another close of 2026-10 is running"):
+            await h.close(OCT)
+        await taken.release()
+        assert by_id(await h.sent()) == by_id(EXPECTED_THREE)
 
     harness(scenario)
 

@@ -52,7 +52,7 @@ async def _scenario(settings: Settings) -> dict[str, object]:
         for event in (events.household("HK"), events.card("6390000000000001", "HK")):
             await store.apply_register([register_op(parse_register(events.encode(event)))])
         old = time.time() - 36 * 86400
-        await store.redis.zadd(store.key("held", "index"), {"6390000000000002": old}, xx=True)
+        await store.redis.zadd(store.keys.held_index(), {"6390000000000002": old}, xx=True)
         oldest = await store.held_oldest_at()
         await set_held_gauges(store)
         age = metrics.HELD_OLDEST_AGE._value.get()
@@ -60,7 +60,7 @@ async def _scenario(settings: Settings) -> dict[str, object]:
         second = await sweep_hold(settings, store, swipes, publisher)
         state = await store.month_state("HK", "2026-11")
         left = await store.held_count()
-        index = await store.redis.zcard(store.key("held", "index"))
+        index = await store.redis.zcard(store.keys.held_index())
         oldest_after = await store.held_oldest_at()
         age_after = metrics.HELD_OLDEST_AGE._value.get()
     await store.close()

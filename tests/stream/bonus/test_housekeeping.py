@@ -192,7 +192,7 @@ def test_a_month_whose_close_is_running_elsewhere_is_closed_at_the_next_round(
 ) -> None:
     async def scenario(store: Store, publisher: KafkaPublisher) -> None:
         await services.seed(store, publisher, [purchase("N-1", "2026-11-15T12:00:00+02:00", 25000)])
-        lock = store.key("month", "2026-11", "closing")
+        lock = store.keys.month_closing("2026-11")
         await store.redis.set(lock, "an operator's close-month")  # another close is running
         now = utc(2026, 12, 5, 1, 0)
         done = await scheduled_close(services.settings, services.rules, store, publisher, now)

@@ -320,13 +320,13 @@ def test_killed_between_record_and_send_the_next_run_sends_each_once(
     assert "about to send: killed" in proc.log_text()
 
     async def after(h: Harness) -> None:
-        outbox = h.store.key("outbox", "member-payments")
+        outbox = h.store.keys.member_payment_outbox().outbox
         pending = sorted(i.decode() for i in await h.store.redis.zrange(outbox, 0, -1))
         assert pending == sorted(EXPECTED)
         assert await h.sent() == []
         # The dead run's claims stand until they expire: a run meanwhile does not send them
         # (the claimant might still be sending), and plans nothing new.
-        claims = [h.store.key("sending-member-payment", i) for i in EXPECTED]
+        claims = [h.store.keys.member_payment_outbox().claim(i) for i in EXPECTED]
         ttls = [await h.store.redis.ttl(c) for c in claims]
         assert all(0 < ttl <= 600 for ttl in ttls), ttls
         meanwhile = await h.pay()

@@ -1,0 +1,122 @@
+"""The key names of stream/store/keys.py, and that the Lua scripts write exactly those keys."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import redis
+
+from models.register import parse_register
+from stream.bonus.register import register_op
+from stream.devstack.redis_server import RedisServer
+from stream.store.keys import Keys
+from stream.store.store import Store
+from tests.support import events
+
+
+def test_every_key_carries_the_prefix_once() -> None:
+    k = Keys("loyalty:")
+    assert k.card("6390000000000001") == "loyalty:card:6390000000000001"
+    assert k.household("H1") == "loyalty:hh:H1"
+    assert k.household_ledger("H1") == "loyalty:hh:H1:ledger"
+    assert k.household_capital("H1") == "loyalty:hh:H1:capital"
+    assert k.person("P1") == "loyalty:person:P1"
+    assert k.accumulator("H1", "2026-11") == "loyalty:acc:H1:2026-11"
+    assert k.seen("H1", "2026-11") == "loyalty:seen:H1:2026-11"
+    assert k.paid("H1", "2026-11") == "loyalty:paid:H1:2026-11"
+    assert k.payout("H1:2026-11:2") == "loyalty:payout:H1:2026-11:2"
+    assert k.outbox() == "loyalty:outbox"
+    assert k.sending("H1:2026-11:2") == "loyalty:sending:H1:2026-11:2"
+    assert k.held("6390000000000001") == "loyalty:held:6390000000000001"
+    assert (k.held_index(), k.held_count()) == ("loyalty:held:index", "loyalty:held:count")
+    assert k.month_households("2026-11") == "loyalty:month:2026-11:households"
+    assert k.month_closed("2026-11") == "loyalty:month:2026-11:closed"
+    assert k.month_closing("2026-11") == "loyalty:month:2026-11:closing"
+    assert k.month_closes("2026-11") == "loyalty:month:2026-11:closes"
+    assert k.month_scheduled("2026-11", "2026-12") == "loyalty:month:2026-11:scheduled:2026-12"
+    assert k.member_payment("M1") == "loyalty:member-payment:M1"
+    assert k.member_payments("2026") == "loyalty:member-payments:2026"
+    payouts, members = k.payout_outbox(), k.member_payment_outbox()
+    assert (payouts.outbox, payouts.record("X"), payouts.claim("X")) == (
+        "loyalty:outbox",
+        "loyalty:payout:X",
+        "loyalty:sending:X",
+    )
+    assert (members.outbox, members.record("M1"), members.claim("M1")) == (
+        "loyalty:outbox:member-payments",
+        "loyalty:member-payment:M1",
+        "loyalty:sending-member-payment:M1",
+    )
+
+
+def test_household_records_are_told_from_their_sub_keys_and_patterns_are_escaped() -> None:
+    k = Keys("a*b:")
+    assert k.household_id_of("a*b:hh:H1") == "H1"
+    assert k.household_id_of("a*b:hh:H1:ledger") is None
+    assert k.household_id_of("a*b:hh:") is None
+    assert k.household_id_of("other:hh:H1") is None
+    assert k.households_pattern() == "a\\*b:hh:*"
+    assert k.all_pattern() == "a\\*b:*"
+    assert k.unprefixed("a*b:outbox") == "outbox"
+    assert k.unprefixed("c:outbox") is None
+
+
+def _swipe_entry(event_id: str, card: str, *, from_hold: bool = False) -> dict[str, object]:
+    now = int(time.time())
+    return {
+        "e": event_id,
+        "c": card,
+        "m": "2026-11",
+        "d": "2026-11-10",
+        "i": {"swipes": 1, "purchases_cents": 500},
+        "r": "{}",
+        "x": now + 3600,
+        "a": now + 3600,
+        "t": now,
+        "h": 1 if from_hold else 0,
+    }
+
+
+async def _write_everything(store: Store) -> list[str]:
+    ops = [
+        register_op(parse_register(events.encode(e)))
+        for e in (
+            events.household("HK", person_ids=["PK1"], capital_required_cents=100),
+            events.card("6390000000000001", "HK"),
+            events.capital_payment("CP1", "HK", 40),
+        )
+    ]
+    assert await store.apply_register(ops) == ["applied"] * 3
+    outcomes = await store.apply_swipes(
+        [_swipe_entry("E1", "6390000000000001"), _swipe_entry("E2", "6390000000000009")]
+    )
+    assert [o.outcome for o in outcomes] == ["applied", "held"]
+    return [
+        store.keys.household("HK"),
+        store.keys.household_capital("HK"),
+        store.keys.household_ledger("HK"),
+        store.keys.card("6390000000000001"),
+        store.keys.household_cards("HK"),
+        store.keys.seen("HK", "2026-11"),
+        store.keys.accumulator("HK", "2026-11"),
+        store.keys.month_households("2026-11"),
+        store.keys.held("6390000000000009"),
+        store.keys.held_index(),
+        store.keys.held_count(),
+    ]
+
+
+def test_the_lua_scripts_write_the_keys_that_keys_py_names(
+    redis_server: RedisServer, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    async def run() -> list[str]:
+        store = Store.from_url(redis_server.url, redis_prefix)
+        try:
+            return await _write_everything(store)
+        finally:
+            await store.close()
+
+    expected = asyncio.run(run())
+    written = sorted(k.decode() for k in redis_client.scan_iter(f"{redis_prefix}*"))
+    assert written == sorted(expected)
