@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from zoneinfo import ZoneInfo
 
 import redis
 
@@ -80,7 +81,7 @@ def _swipe_entry(event_id: str, card: str, *, from_hold: bool = False) -> dict[s
 
 async def _write_everything(store: Store) -> list[str]:
     ops = [
-        register_op(parse_register(events.encode(e)))
+        register_op(parse_register(events.encode(e)), ZoneInfo("Europe/Helsinki"))
         for e in (
             events.household("HK", person_ids=["PK1"], capital_required_cents=100),
             events.card("6390000000000001", "HK"),
@@ -92,6 +93,8 @@ async def _write_everything(store: Store) -> list[str]:
         [_swipe_entry("E1", "6390000000000001"), _swipe_entry("E2", "6390000000000009")]
     )
     assert [o.outcome for o in outcomes] == ["applied", "held"]
+    ledger = await store.redis.hgetall(store.keys.household_ledger("HK"))
+    assert ledger == {b"capital_paid_cents": b"40", b"capital_paid_cents:2026": b"40"}
     return [
         store.keys.household("HK"),
         store.keys.household_capital("HK"),
