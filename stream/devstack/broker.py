@@ -2,65 +2,54 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
-import struct
 import uuid
-from typing import ClassVar
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar, TypeVar
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from stream.devstack.processes import ManagedProcess
+
+T = TypeVar("T")
 
 # -- Kafka (Tansu) ------------------------------------------------------------------------
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise EOFError("connection closed")
-        buf += chunk
-    return bytes(buf)
+async def describe_cluster(bootstrap: str, request_timeout_ms: int) -> dict[str, Any]:
+    """The broker's own account of its cluster (aiokafka's admin client: a Metadata request):
+    ``cluster_id``, ``controller_id`` and ``brokers``. Bound it with ``asyncio.timeout``."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="loyalty-devstack",
+        request_timeout_ms=request_timeout_ms,
+    )
+    try:
+        await admin.start()
+        cluster: dict[str, Any] = await admin.describe_cluster()
+        return cluster
+    finally:
+        await admin.close()
 
 
-def _kafka_cluster_id(host: str, port: int, timeout: float) -> tuple[str | None, int]:
-    """Send a Kafka Metadata v2 request; return the cluster id and the number of brokers."""
-    correlation_id = 7
-    client_id = b"loyalty-embedded"
-    header = struct.pack(">hhih", 3, 2, correlation_id, len(client_id)) + client_id
-    body = struct.pack(">i", 0)  # no topics: brokers and cluster id only
-    request = header + body
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.settimeout(timeout)
-        sock.sendall(struct.pack(">i", len(request)) + request)
-        (size,) = struct.unpack(">i", _recv_exact(sock, 4))
-        data = _recv_exact(sock, size)
-    pos = 0
+async def _probe(bootstrap: str, seconds: float) -> dict[str, Any]:
+    async with asyncio.timeout(seconds):
+        return await describe_cluster(bootstrap, max(100, int(seconds * 1000)))
 
-    def take(fmt: str) -> int:
-        nonlocal pos
-        (value,) = struct.unpack_from(fmt, data, pos)
-        pos += struct.calcsize(fmt)
-        return int(value)
 
-    def take_str() -> str | None:
-        nonlocal pos
-        length = take(">h")
-        if length < 0:
-            return None
-        text = data[pos : pos + length].decode("utf-8", "replace")
-        pos += length
-        return text
-
-    if take(">i") != correlation_id:
-        raise ValueError("unexpected correlation id")
-    brokers = take(">i")
-    for _ in range(brokers):
-        take(">i")  # node id
-        take_str()  # host
-        take(">i")  # port
-        take_str()  # rack
-    return take_str(), brokers
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to its end from synchronous code, also when an event loop is running in
+    this thread already (then in a thread of its own)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1, thread_name_prefix="tansu-probe") as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 class TansuBroker(ManagedProcess):
@@ -124,5 +113,12 @@ class TansuBroker(ManagedProcess):
         return env
 
     def is_ready(self, timeout: float) -> bool:
-        cluster_id, brokers = _kafka_cluster_id(self.host, self.port, timeout)
-        return cluster_id == self.cluster_id and brokers >= 1
+        # Something listens (checked first: the admin client logs every refused connection)...
+        with socket.create_connection((self.host, self.port), timeout=timeout):
+            pass
+        # ... and it is our own child: the cluster id we gave it, with a broker.
+        try:
+            cluster = _run(_probe(self.bootstrap, timeout))
+        except (KafkaError, TimeoutError):
+            return False
+        return cluster.get("cluster_id") == self.cluster_id and len(cluster["brokers"]) >= 1

