@@ -35,6 +35,7 @@ errors) into ours, naming the service's address and setting (compare httpx's
 from __future__ import annotations
 
 import errno
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import ClassVar, Protocol
@@ -59,6 +60,7 @@ __all__ = [
     "SettingsError",
     "UnsafeDataDir",
     "address_of",
+    "check_port_free",
     "dependency_error",
     "map_exceptions",
 ]
@@ -162,11 +164,12 @@ class NoSegmentsError(LoyaltyError, LookupError):
 class PortInUse(LoyaltyError, OSError):
     """A port we must bind is taken (often: the same service runs twice on this host)."""
 
-    def __init__(self, host: str, port: int, setting: str) -> None:
+    def __init__(self, host: str, port: int, setting: str, *, zero_disables: bool = True) -> None:
         self.host, self.port, self.setting = host, port, setting
+        disable = ", or 0 to disable it" if zero_disables else ""
         super().__init__(
             f"port {port} on {host} is already in use (is another instance running?); "
-            f"set {setting} to a free port, or 0 to disable it"
+            f"set {setting} to a free port{disable}"
         )
 
     def __str__(self) -> str:
@@ -205,6 +208,20 @@ class ApiError(LoyaltyError):
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
+
+
+def check_port_free(host: str, port: int, setting: str, *, zero_disables: bool = True) -> None:
+    """Raise :class:`PortInUse` if ``host:port`` cannot be bound now (someone listens on it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As servers bind (SO_REUSEADDR): a port in TIME_WAIT is free, a listener's is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise PortInUse(host, port, setting, zero_disables=zero_disables) from exc
 
 
 # -- mapping third-party errors -----------------------------------------------------------

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import errno
 import logging
-import socket
 from collections.abc import Iterator
 
 import faust
@@ -14,7 +13,7 @@ from prometheus_client import start_http_server
 
 from models.rules import Rules
 from stream.app import FAUST_WEB_HOST, create_app
-from stream.errors import PortInUse
+from stream.errors import PortInUse, check_port_free
 from stream.kafka.topics import bootstrap_servers, create_topics_async
 from stream.settings import PLACEHOLDER_PSEUDONYM_KEY, Settings
 
@@ -53,19 +52,6 @@ def _quiet(logger: str, *, unless: bool) -> Iterator[None]:
         yield
     finally:
         log_.setLevel(before)
-
-
-def check_port_free(host: str, port: int, setting: str) -> None:
-    """Raise :class:`PortInUse` if ``host:port`` cannot be bound now (someone listens on it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As servers bind (SO_REUSEADDR): a port in TIME_WAIT is free, a listener's is not.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-            raise PortInUse(host, port, setting) from exc
 
 
 def start_metrics_server(settings: Settings) -> None:

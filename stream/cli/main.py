@@ -14,7 +14,7 @@ from stream.cli import analytics as analytics_cli
 from stream.cli import money as money_cli
 from stream.cli import payouts as payouts_cli
 from stream.cli.support import Handler, load_rules_or_exit, load_settings
-from stream.errors import LoyaltyError, MissingExtra, map_exceptions
+from stream.errors import LoyaltyError, MissingExtra, check_port_free, map_exceptions
 from stream.settings import LOG_LEVELS, Settings
 
 EXIT_ERROR = 1
@@ -35,6 +35,8 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from stream.api import NoCredentials, create_api
     from stream.auth import Clients, ClientsFileError
 
+    if args.port:
+        check_port_free(args.host, args.port, "--port", zero_disables=False)
     try:
         clients = Clients.disabled() if args.no_auth else None  # None: the configured ones
         api = create_api(settings, load_rules_or_exit(settings), clients=clients)

@@ -296,3 +296,15 @@ def test_migrate_with_the_clickhouse_server_down_is_one_line() -> None:
     assert f"ClickHouse at 127.0.0.1:{port} is unavailable" in line
     assert "LOYALTY_CLICKHOUSE_URL" in line
     assert "u:pw" not in line
+
+
+def test_api_on_a_taken_port_is_one_line_naming_the_flag() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        line = one_line_error(run("api", "--port", str(port)))
+    assert line == (
+        f"loyalty api: error: port {port} on 127.0.0.1 is already in use "
+        "(is another instance running?); set --port to a free port"
+    )
