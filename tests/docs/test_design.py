@@ -41,3 +41,25 @@ def test_design_names_every_file_of_the_code() -> None:
     assert unnamed == [], (
         "docs/DESIGN.md does not name these files: add one line each saying what it holds"
     )
+
+
+def _keys_in_first_column(rows: list[str]) -> set[str]:
+    return {key for row in rows for key in re.findall(r"`+([^`]+)`+", row)}
+
+
+def test_designs_redis_key_table_is_the_one_of_keys_py() -> None:
+    doc = (ROOT / "stream" / "store" / "keys.py").read_text(encoding="utf-8")
+    docstring = doc.split('"""')[1]
+    # rows of its table start with ``key``; the first column ends at the first two spaces
+    rows = [line.split("  ")[0] for line in docstring.splitlines() if line.startswith("``")]
+    in_code = _keys_in_first_column(rows)
+    design = DESIGN.read_text(encoding="utf-8")
+    section = design[design.index("## Redis keys") :]
+    section = section[: section.index("\n## ", 4)]
+    in_design = _keys_in_first_column(
+        [line.split(" | ")[0] for line in section.splitlines() if line.startswith("| `")]
+    )
+    assert len(in_code) > 20
+    assert in_code == in_design, (
+        "docs/DESIGN.md's Redis key table differs from stream/store/keys.py"
+    )
