@@ -25,8 +25,9 @@ HEADER = """\
 <!-- Generated from stream/settings.py by `make docs`; do not edit by hand. -->
 
 Every setting is an environment variable (or a line of a `.env` file in the working
-directory): the field name in upper case with the prefix `LOYALTY_`. A value that is not
-allowed stops the command with one line naming the variable.
+directory): the field name in upper case with the prefix `LOYALTY_`. `LOYALTY_<NAME>_FILE`
+names a file holding the value instead (Docker secrets); `LOYALTY_<NAME>` itself wins. A value
+that is not allowed stops the command with one line naming the variable.
 
 | variable | default | allowed | meaning |
 | --- | --- | --- | --- |
