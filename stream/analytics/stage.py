@@ -21,6 +21,7 @@ from models.rules import Rules
 from stream import metrics
 from stream.analytics.audit_log import record_to_row, write_audit
 from stream.analytics.erasure import delete_households
+from stream.analytics.rotation import check_key
 from stream.analytics.rules_table import write_bonus_rules
 from stream.analytics.sink import PurchaseLineSink
 from stream.clickhouse.connect import connect
@@ -98,6 +99,9 @@ class LinesProcessor:
             )
             if applied:
                 log.info("ClickHouse migrations applied: %s", ", ".join(applied))
+            # after a `loyalty pseudonym rotate`, only the new key may write (KeyMismatch stops us)
+            key = self.settings.pseudonym_key.get_secret_value().encode()
+            await self._call(check_key, self._client, key)
             if self.rules is not None:
                 rules = self.rules
                 written = await retry_forever(

@@ -52,7 +52,26 @@ def add_commands(sub: Any) -> dict[str, Handler]:
         description="Print the subject_key that audit records carry for HOUSEHOLD.",
     )
     key.add_argument("--household", required=True, metavar="HOUSEHOLD")
-    return {"clients": cmd_clients, "audit": cmd_audit}
+    pseudonym = sub.add_parser(
+        "pseudonym",
+        help="the pseudonym key of the analytics: rotate it",
+        description="Manage LOYALTY_PSEUDONYM_KEY, the key of household_key in ClickHouse.",
+    )
+    pseudonym_sub = pseudonym.add_subparsers(
+        dest="pseudonym_command", metavar="ACTION", required=True
+    )
+    rotate = pseudonym_sub.add_parser(
+        "rotate",
+        help="re-key every household_key in ClickHouse under a new key (workers stopped)",
+        description=(
+            "Stop the workers, run this with the current key in LOYALTY_PSEUDONYM_KEY and the "
+            "new one in --new-key-file, then start the workers with the new key. Segment "
+            "membership and every total stay the same; a worker with the old key refuses to "
+            "write afterwards."
+        ),
+    )
+    rotate.add_argument("--new-key-file", type=Path, required=True, metavar="FILE")
+    return {"clients": cmd_clients, "audit": cmd_audit, "pseudonym": cmd_pseudonym}
 
 
 def cmd_clients(args: argparse.Namespace, settings: Settings) -> int:
@@ -78,4 +97,52 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     if secret == PLACEHOLDER_AUDIT_KEY:
         print("warning: LOYALTY_AUDIT_KEY is the placeholder; set the deployment's key")
     print(subject_key(secret.encode("utf-8"), args.household))
+    return 0
+
+
+def cmd_pseudonym(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from stream.analytics.rotation import mapping, rotate, unmapped_keys
+    from stream.clickhouse.connect import connect
+    from stream.clickhouse.migrate import migrate
+    from stream.settings import PLACEHOLDER_PSEUDONYM_KEY
+    from stream.store.store import Store
+
+    try:
+        new = args.new_key_file.read_text(encoding="utf-8").strip().encode()
+    except OSError as exc:
+        raise SystemExit(f"--new-key-file {args.new_key_file}: {exc.strerror}") from None
+    old = settings.pseudonym_key.get_secret_value().encode()
+    if len(new) < 16 or new == PLACEHOLDER_PSEUDONYM_KEY.encode():
+        raise SystemExit(f"--new-key-file {args.new_key_file}: the new key must be a secret")
+    if new == old:
+        raise SystemExit("the new key is LOYALTY_PSEUDONYM_KEY already: nothing to rotate")
+
+    async def household_ids() -> list[str]:
+        store = Store.from_url(settings.redis_url, settings.redis_prefix)
+        try:
+            first, second = await store.due_erasures(float("inf"))
+            if first or second:
+                raise SystemExit(
+                    f"{len(first) + len(second)} erasure(s) still to run in ClickHouse: start "
+                    "the worker until they are done, stop it, then rotate"
+                )
+            found: set[str] = set()
+            async for batch in store.household_id_batches():
+                found.update(batch)
+            return sorted(found)
+        finally:
+            await store.close()
+
+    ids = asyncio.run(household_ids())
+    keys = mapping(ids, old, new)
+    with connect(settings.clickhouse_url) as client:
+        migrate(client)
+        done = rotate(client, keys, new)
+        left = unmapped_keys(client, list(keys.values()))
+    print(f"re-keyed {done.households} household(s) in {done.chunks} step(s)")
+    if left:
+        print(f"warning: {left} household_key(s) in purchase_lines belong to no known household")
+    print("now set LOYALTY_PSEUDONYM_KEY to the new key and start the workers")
     return 0
