@@ -1,4 +1,21 @@
-"""Query parameters: ``{name:Type}`` placeholders rendered as typed ClickHouse literals."""
+"""Query parameters: ``{name:Type}`` placeholders rendered as typed ClickHouse literals.
+
+One rendering path for both engines, on purpose. The server engine cannot use server-side
+parameters: ClickHouse 18.16 (the Debian server) predates ``{name:Type}`` query parameters
+(19.x), and clickhouse-driver's own ``%(name)s`` substitution is client-side text formatting
+with other placeholders. chdb does take ``params=`` (``Session.query(sql, fmt, params=...)``,
+chdb 4.4), but it passes each value as ``str(value)`` for the server to parse, which cannot
+express what this module guarantees (measured with chdb 4.4.0):
+
+- ``{u:UInt8}`` with 300 gives 44 (wraps silently); here it is refused (money, counts);
+- ``{a:Array(String)}`` with a list fails to parse (``[a,b'c]`` is not quoted);
+- ``{t:DateTime('Europe/Helsinki')}`` with an aware datetime fails (``+00:00`` is not parsed);
+- ``{n:Nullable(String)}`` with None gives the string ``'NULL'``, not NULL;
+- ``{s:String}`` with 5 is accepted; here a value must be of the declared Python type.
+
+Pre-converting values to text chdb would parse is this module's work again, so both engines
+render here, and a query reads the same (and fails the same) on either.
+"""
 
 from __future__ import annotations
 
