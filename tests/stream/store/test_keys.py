@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import redis
 
-from models.register import parse_register
+from models.register import ErasureRequest, parse_register
 from stream.bonus.register import register_op
 from stream.devstack.redis_server import RedisServer
 from stream.store.keys import Keys
@@ -123,3 +124,40 @@ def test_the_lua_scripts_write_the_keys_that_keys_py_names(
     expected = asyncio.run(run())
     written = sorted(k.decode() for k in redis_client.scan_iter(f"{redis_prefix}*"))
     assert written == sorted(expected)
+
+
+async def _erase(store: Store) -> list[str]:
+    """The keys of ``_write_everything``, then the household's erasure (contract section 9)."""
+    await _write_everything(store)
+    erasure = ErasureRequest("R1", "HK", datetime(2026, 11, 20, tzinfo=UTC))
+    now = datetime(2026, 11, 21, tzinfo=UTC)
+    op = register_op(erasure, months=["2026-11"], now=now)
+    assert await store.apply_register([op]) == ["applied"]
+    hk = op["hk"]
+    return [
+        store.keys.household_capital("HK"),  # member capital stays (contract section 9)
+        store.keys.household_ledger("HK"),
+        store.keys.held_count(),
+        store.keys.erased(hk),
+        store.keys.erased_recent(),
+        store.keys.erasure_pending(),
+        store.keys.erasure_request("R1"),
+    ]
+
+
+def test_the_erasure_leaves_only_the_keys_that_keys_py_names(
+    redis_server: RedisServer, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    async def run() -> list[str]:
+        store = Store.from_url(redis_server.url, redis_prefix)
+        try:
+            return await _erase(store)
+        finally:
+            await store.close()
+
+    expected = asyncio.run(run())
+    left = sorted(k.decode() for k in redis_client.scan_iter(f"{redis_prefix}*"))
+    # the held swipe's card was never registered to the household: its hold stays
+    assert left == sorted(
+        [*expected, f"{redis_prefix}held:6390000000000009", f"{redis_prefix}held:index"]
+    )
