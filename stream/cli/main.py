@@ -22,6 +22,7 @@ EXIT_ERROR = 1
 SERVICES = frozenset({"worker", "api", "demo"})  # long-running: their logs stay as they are
 QUIET_LOGGERS = ("aiokafka", "clickhouse_driver")
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -155,6 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"loyalty {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"loyalty {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except OSError as exc:
         if args.debug or exc.filename is None:
             raise

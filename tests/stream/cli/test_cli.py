@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -308,3 +310,31 @@ def test_api_on_a_taken_port_is_one_line_naming_the_flag() -> None:
         f"loyalty api: error: port {port} on 127.0.0.1 is already in use "
         "(is another instance running?); set --port to a free port"
     )
+
+
+def test_ctrl_c_stops_a_command_in_one_line() -> None:
+    # A "Redis" that accepts the connection and never answers: explain waits until Ctrl-C.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "explain", "H1", "2026-10"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "LOYALTY_REDIS_URL": f"redis://127.0.0.1:{port}/0"},
+            cwd=Path(__file__).resolve().parents[3],
+        )
+        try:
+            conn, _ = silent.accept()  # it connected and now waits for the answer
+            with conn:
+                time.sleep(0.3)
+                proc.send_signal(signal.SIGINT)
+                _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["loyalty explain: interrupted"]
