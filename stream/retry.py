@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import redis.exceptions
 
+from stream.errors import dependency_error
 from stream.metrics import TRANSIENT_ERRORS
 
 T = TypeVar("T")
@@ -46,10 +47,12 @@ async def retry_forever(
             attempt += 1
             TRANSIENT_ERRORS.labels(dependency=dependency).inc()
             if attempt == 1 or attempt % 10 == 0:
+                # Ours names the address and the setting to check; else the type is enough.
+                ours = dependency_error(exc, service=dependency)
                 log.warning(
                     "%s unavailable (%s), attempt %d, retrying in %.2fs",
                     dependency,
-                    type(exc).__name__,
+                    ours if ours is not None else type(exc).__name__,
                     attempt,
                     delay,
                 )

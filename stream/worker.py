@@ -74,6 +74,9 @@ def run_worker(settings: Settings, rules: Rules) -> int:
             "LOYALTY_PSEUDONYM_KEY is the placeholder: set a secret before writing to a "
             "ClickHouse server (only the embedded chdb demo may run without one)"
         )
+    if settings.log_level != "debug":
+        # It logs every failed connect with a traceback; the retry names the failure in a line.
+        logging.getLogger("clickhouse_driver").setLevel(logging.ERROR)
     # Ports first: a second worker on this host should fail at once, naming the setting.
     if settings.worker_web_port:
         check_port_free(FAUST_WEB_HOST, settings.worker_web_port, "LOYALTY_WORKER_WEB_PORT")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from stream.devstack.processes import free_port
 from tests.agents.conftest import Deployment
+from tests.support import events
 from tests.support.processes import RunCli
+from tests.support.services import wait_until
+
+CARD = "6390990000000042"
 
 
 def test_the_worker_runs_at_crit_and_a_second_one_on_its_ports_fails_in_one_line(
@@ -49,3 +53,21 @@ def test_the_worker_runs_at_crit_and_a_second_one_on_its_ports_fails_in_one_line
 def test_the_worker_runs_at_warn(deployment: Deployment) -> None:
     worker = deployment.start_worker(LOYALTY_LOG_LEVEL="warn")
     assert worker.running
+
+
+def test_the_worker_waits_for_clickhouse_naming_it_without_a_traceback(
+    deployment: Deployment,
+) -> None:
+    port = free_port()  # nobody listens there
+    deployment.send("register", [events.household("HC"), events.card(CARD, "HC")])
+    deployment.send("swipes", [events.swipe("C-1", CARD)])
+    worker = deployment.start_worker(
+        LOYALTY_CLICKHOUSE_URL=f"clickhouse://127.0.0.1:{port}/x",
+        LOYALTY_PSEUDONYM_KEY="a-test-secret",
+    )
+    named = f"ClickHouse at 127.0.0.1:{port} is unavailable"
+    wait_until(lambda: named in worker.log_tail(200_000), timeout=60, what=named)
+    log = worker.log_tail(200_000)
+    assert "check that it runs and LOYALTY_CLICKHOUSE_URL" in log
+    assert "Traceback" not in log
+    assert worker.running  # it waits for ClickHouse, it does not die
