@@ -7,6 +7,7 @@ dashboards); this module runs it and applies the register's consent rules on exp
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -96,13 +97,15 @@ def build_segments(
     *,
     rules: SegmentRules | None = None,
     tz: str = DEFAULT_TIMEZONE,
+    excluded: Iterable[int] = (),
 ) -> int:
     """Rebuild ``household_segments`` for the build month of ``as_of_month``.
 
     The window is the ``months`` bonus months ending with ``as_of_month`` (any day of it);
     ``tz`` is the rules' time zone, for the local day of a visit. The build month's partition
     is dropped and written again, so a rebuild replaces (readers may see it empty for the
-    moment in between). Returns the number of households segmented.
+    moment in between). Households in ``excluded`` (pseudonymous keys of households banning
+    product-data marketing) get no row at all. Returns the number of households segmented.
     """
     if not 1 <= months <= 255:
         raise ValueError("months must be between 1 and 255")
@@ -113,6 +116,7 @@ def build_segments(
         "from_month": months_back(as_of, months - 1),
         "months": months,
         "tz": tz,
+        "excluded": sorted(set(excluded)),
         **(rules or SegmentRules()).params(),
     }
     client.execute(f"ALTER TABLE {SEGMENTS_TABLE} DROP PARTITION ID '{as_of:%Y%m}'")

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from typing import Any, TypeVar
 
 import orjson
@@ -21,8 +22,10 @@ from models.rules import Rules
 from stream import metrics
 from stream.analytics.audit_log import record_to_row, write_audit
 from stream.analytics.erasure import delete_households
+from stream.analytics.retention import Partition, drop_old_partitions
 from stream.analytics.rotation import check_key
 from stream.analytics.rules_table import write_bonus_rules
+from stream.analytics.segments import build_segments
 from stream.analytics.sink import PurchaseLineSink
 from stream.clickhouse.connect import connect
 from stream.clickhouse.engine import ClickHouse
@@ -209,6 +212,24 @@ class LinesProcessor:
         )
         await self.publisher.flush()
         return written
+
+    async def _client_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(client, ...)`` on the ClickHouse thread, retried while ClickHouse is down."""
+        await self.start()
+        client = self._client
+        return await retry_forever(
+            lambda: self._call(fn, client, *args, **kwargs),
+            dependency="clickhouse",
+            transient=(ClickHouseError, OSError),
+        )
+
+    async def drop_old_months(self, today: date, months: int) -> list[Partition]:
+        """Retention: drop the monthly partitions older than ``months`` months."""
+        return await self._client_call(drop_old_partitions, today, months)
+
+    async def build_segments(self, as_of: date, months: int, excluded: set[int], tz: str) -> int:
+        """(Re)build the segments of ``as_of``'s month, ``excluded`` households left out."""
+        return await self._client_call(build_segments, as_of, months, tz=tz, excluded=excluded)
 
     async def close(self) -> None:
         if self._client is not None and self._own_client:

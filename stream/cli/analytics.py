@@ -24,6 +24,7 @@ from models.errors import RulesError
 from models.months import Month, retention_cutoff
 from models.rules import load_rules
 from stream.analytics.export import ExportResult, export_segment
+from stream.analytics.pseudonym import household_key
 from stream.analytics.retention import drop_old_partitions
 from stream.analytics.rules_table import write_bonus_rules
 from stream.analytics.segments import build_segments, segment_sizes
@@ -106,16 +107,31 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return _run(args, settings, body)
 
 
+def _product_data_banned_keys(settings: Settings) -> set[int]:
+    """Pseudonymous keys of the households banning product-data marketing (from Redis)."""
+
+    async def read() -> set[str]:
+        store = Store.from_url(settings.redis_url, settings.redis_prefix)
+        try:
+            return await store.product_data_banned_households()
+        finally:
+            await store.close()
+
+    key = settings.pseudonym_key.get_secret_value().encode()
+    return {household_key(key, h) for h in asyncio.run(read())}
+
+
 def cmd_segments_build(args: argparse.Namespace, settings: Settings) -> int:
     def body(client: ClickHouse) -> int:
         tz = _timezone(settings)
         as_of: date = args.as_of or Month.parse(f"{_today(settings):%Y-%m}").previous().first_day
         migrate(client)
-        households = build_segments(client, as_of, args.months, tz=tz.key)
+        excluded = _product_data_banned_keys(settings)
+        households = build_segments(client, as_of, args.months, tz=tz.key, excluded=excluded)
         _out(
             sys.stdout,
             f"built segments for {as_of:%Y-%m} over {args.months} month(s): "
-            f"{households} households",
+            f"{households} households ({len(excluded)} left out: product_data_marketing ban)",
         )
         for code, count in segment_sizes(client, as_of).items():
             _out(sys.stdout, f"  {code:<32} {count}")
@@ -301,7 +317,8 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
         "Always left out: households with a person banning product_data_marketing (every "
         "segment is built from product-level data), ended households, and households the "
         "register no longer knows. email needs email_marketing and no email ban; sms needs "
-        "sms_marketing; mail needs no direct_mail ban.",
+        "sms_marketing; mail, phone, survey and owner_mail need no direct_mail, phone_marketing, "
+        "surveys or owner_mail ban respectively.",
     )
     export.add_argument("segment", metavar="SEGMENT", help="a segment code, e.g. spend:high")
     export.add_argument("--channel", required=True, choices=CHANNELS, help="marketing channel")

@@ -44,6 +44,7 @@ key (after the prefix)                     type    content
 ``erased:recent``                          zset    household_key -> epoch erased (analytics)
 ``erasure:pending``, ``erasure:confirm``   zset    household_key -> epoch due (ClickHouse)
 ``erasure:request:{request_id}``           string  the erasure request was applied (expires)
+``rights:last-run``                        string  epoch of the worker's last rights run
 =========================================  ======  ==============================================
 
 Per-month keys (``acc``, ``seen``, ``paid``, ``payout`` and ``month:``) are what the Redis
@@ -75,6 +76,7 @@ MEMBER_PAYMENT_SENDING = "sending-member-payment:"
 MONTH = "month:"
 ERASED = "erased:"
 ERASURE = "erasure:"
+RIGHTS = "rights:"
 HELD_INDEX = HELD + "index"
 HELD_COUNT = HELD + "count"
 
@@ -163,6 +165,9 @@ class Keys:
 
     def erasure_request(self, request_id: str) -> str:
         return self._key(ERASURE, "request", request_id)
+
+    def rights_last_run(self) -> str:
+        return self._key(RIGHTS, "last-run")
 
     def households_pattern(self) -> str:
         """``SCAN MATCH`` pattern of the household records (and their sub-keys)."""

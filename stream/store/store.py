@@ -9,7 +9,7 @@ Redis. Its keys are named in :mod:`stream.store.keys` (all start with
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,11 @@ import orjson
 import redis.asyncio as aioredis
 
 from models.bonus import Accumulator
+from models.consent import product_data_banned_households
 from models.member_payment import MemberPayment
 from models.months import Month
 from models.payout import PaidSoFar
-from stream.store.keys import Keys, month_of_key
+from stream.store.keys import Keys, glob_escape, month_of_key
 from stream.store.outbox import PayoutStore
 
 _LUA = Path(__file__).with_name("lua")
@@ -425,18 +426,31 @@ class Store(PayoutStore):
 
     # -- retention -----------------------------------------------------------------------
 
-    async def expire_months(self, keep_from: Month, *, dry_run: bool = False) -> Counter[str]:
+    async def expire_months(
+        self,
+        keep_from: Month,
+        *,
+        dry_run: bool = False,
+        expire_at: Callable[[Month], int] | None = None,
+    ) -> Counter[str]:
         """Delete per-month keys of months before ``keep_from``; returns counts by kind.
 
         Accumulators, seen-sets and payout records carry an expiry from the moment they are
         written; this sweep covers a shortened retention period and keys from before that.
+        With ``expire_at`` (epoch of a month's end of retention), every ``month:*`` key still
+        kept that has no expiry gets one, so none outlives the retention period.
         """
         removed: Counter[str] = Counter()
         batch: list[bytes | str] = []
+        lasting: list[tuple[bytes | str, int]] = []
         async for raw in self.redis.scan_iter(match=self.keys.all_pattern(), count=1000):
             name = self.keys.unprefixed(_text(raw))
             found = None if name is None else month_of_key(name)
-            if found is None or found[1] >= keep_from:
+            if found is None:
+                continue
+            if found[1] >= keep_from:
+                if expire_at is not None and found[0] == "month" and not dry_run:
+                    lasting.append((raw, expire_at(found[1])))
                 continue
             removed[found[0]] += 1
             if not dry_run:
@@ -446,4 +460,57 @@ class Store(PayoutStore):
                     batch.clear()
         if batch:
             await self.redis.unlink(*batch)
+        for start in range(0, len(lasting), 1000):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for raw, at in lasting[start : start + 1000]:
+                    pipe.expireat(raw, at, nx=True)
+                await pipe.execute()
         return removed
+
+    async def ended_households(self) -> list[tuple[str, str]]:
+        """``(household_id, ended_at)`` of every household whose snapshot says ended."""
+        out: list[tuple[str, str]] = []
+        async for batch in self.household_id_batches():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for household_id in batch:
+                    pipe.hmget(self.keys.household(household_id), "status", "ended_at")
+                found = await pipe.execute()
+            for household_id, (status, ended_at) in zip(batch, found, strict=True):
+                if _text(status) == "ended" and ended_at:
+                    out.append((household_id, _text(ended_at)))
+        return sorted(set(out))
+
+    async def product_data_banned_households(self) -> set[str]:
+        """Households a current person of which bans ``product_data_marketing`` (read from
+        every person and household snapshot: for segment building, not per request)."""
+        persons: dict[str, tuple[str, frozenset[str]]] = {}
+        head = self.keys.person("")
+        ids = [
+            _text(raw)[len(head) :]
+            async for raw in self.redis.scan_iter(match=glob_escape(head) + "*", count=1000)
+        ]
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for pid in chunk:
+                    pipe.hmget(self.keys.person(pid), "household_id", "bans")
+                found = await pipe.execute()
+            for pid, (hid, bans) in zip(chunk, found, strict=True):
+                persons[pid] = (_text(hid), frozenset(orjson.loads(_text(bans) or "[]")))
+        households: dict[str, list[str]] = {}
+        async for batch in self.household_id_batches():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for household_id in batch:
+                    pipe.hget(self.keys.household(household_id), "person_ids")
+                found = await pipe.execute()
+            for household_id, listed in zip(batch, found, strict=True):
+                households[household_id] = list(orjson.loads(_text(listed) or "[]"))
+        return product_data_banned_households(persons, households)
+
+    async def rights_run_due(self, now: float, interval: float) -> bool:
+        """Whether the worker's rights run (retention, ended customers) is due."""
+        last = await self.redis.get(self.keys.rights_last_run())
+        return last is None or now - float(_text(last)) >= interval
+
+    async def rights_run_done(self, now: float) -> None:
+        await self.redis.set(self.keys.rights_last_run(), repr(now))

@@ -16,6 +16,8 @@ from aiokafka.structs import ConsumerRecord
 from stream.devstack.broker import TansuBroker
 from stream.devstack.processes import free_port
 from stream.devstack.redis_server import RedisServer
+from stream.kafka.publisher import KafkaPublisher
+from stream.kafka.topics import Record
 
 __all__ = [
     "consume",
@@ -187,3 +189,17 @@ def metric(url: str, series: str) -> float:
             if line.startswith(series + " "):
                 return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+class TeePublisher(KafkaPublisher):
+    """A real Kafka publisher that also keeps the purchase-line messages it sent."""
+
+    def __init__(self, url: str, lines_topic: str) -> None:
+        super().__init__(url)
+        self.lines_topic = lines_topic
+        self.lines: list[Record] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        if topic == self.lines_topic:
+            self.lines.append(Record(key, value))
+        await super().send(topic, key, value)

@@ -6,7 +6,8 @@
 -- Only pseudonymous keys and aggregates here: no household, person or card id.
 
 -- name: segment_rows
--- One row per (household, segment) over the bonus months [from_month, as_of].
+-- One row per (household, segment) over the bonus months [from_month, as_of]. Households in
+-- {excluded} (a person banned product_data_marketing, contract section 9) are never built.
 -- Features (over the whole window; returns subtract, they are stored negative):
 --   spend_cents         net amount of all lines, fuel included
 --   visit_days          distinct local days ({tz}) with a purchase
@@ -92,6 +93,7 @@ FROM
                 max(kind = 'purchase' AND fuel_ml > 0) AS g_fuel_bought
             FROM purchase_lines FINAL
             WHERE month >= {from_month:Date} AND month <= {as_of:Date}
+                AND NOT has(CAST({excluded:Array(UInt64)} AS Array(UInt64)), household_key)
             GROUP BY household_key, product_group
         )
         GROUP BY household_key

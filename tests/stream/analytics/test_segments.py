@@ -451,8 +451,13 @@ def test_cli_build_and_export(
     args, handlers = _parse(["segments", "build", "--as-of", "2026-10", "--months", "3"])
     assert handlers[args.command](args, settings) == 0
     out = capsys.readouterr().out
-    assert "built segments for 2026-10 over 3 month(s): 5 households" in out
-    assert "campaign_responder" in out
+    # HB (a person bans product_data_marketing) is not built at all: it was the only
+    # campaign responder and the only fuel buyer.
+    assert (
+        "built segments for 2026-10 over 3 month(s): 4 households "
+        "(1 left out: product_data_marketing ban)" in out
+    )
+    assert "campaign_responder" not in out and "fuel" not in out
 
     args, handlers = _parse(["segments", "export", "affinity:dairy", "--channel", "email"])
     assert handlers[args.command](args, settings) == 0
@@ -465,7 +470,7 @@ def test_cli_build_and_export(
     args, handlers = _parse(["segments", "export", "fuel", "--channel", "sms", "-o", str(target)])
     assert handlers[args.command](args, settings) == 0
     assert target.read_text() == "household_id,person_id\n"
-    assert "product_data_marketing_ban 1" in capsys.readouterr().err
+    assert "0 households in the segment" in capsys.readouterr().err
 
 
 def test_cli_reports_errors_in_one_line(
@@ -489,3 +494,68 @@ def test_cli_help_mentions_the_worker() -> None:
     sub_action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     sub_action.choices["segments"].print_help(buf)
     assert "stop `loyalty worker` first" in buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("channel", "allowed", "reason"),
+    [
+        ("phone", ("PA2", "PA3"), "phone_marketing_ban"),
+        ("survey", ("PA1", "PA3"), "surveys_ban"),
+        ("owner_mail", ("PA1", "PA2"), "owner_mail_ban"),
+    ],
+)
+def test_each_channel_ban_keeps_exactly_its_persons_out(
+    exported: tuple[ClickHouse, redis.Redis, Settings],
+    redis_prefix: str,
+    channel: str,
+    allowed: tuple[str, ...],
+    reason: str,
+) -> None:
+    client, r, settings = exported
+    for pid, bans in (("PA1", ["phone_marketing"]), ("PA2", ["surveys"]), ("PA3", ["owner_mail"])):
+        r.hset(f"{redis_prefix}person:{pid}", "bans", orjson.dumps(bans).decode())
+    result = export_segment(client, r, settings, "test:all", channel)
+    assert [(row.household_id, row.person_ids) for row in result.rows] == [
+        ("HA", allowed),
+        ("HE", ("PE1",)),
+    ]
+    assert result.persons_left_out == Counter({reason: 1})
+    assert result.households_left_out == Counter(
+        {"product_data_marketing_ban": 1, "household_ended": 1, "household_unknown": 2}
+    )
+
+
+def test_a_household_banning_product_data_is_not_built_into_any_segment(
+    exported: tuple[ClickHouse, redis.Redis, Settings],
+    pseudonym_key: bytes,
+) -> None:
+    client, _, settings = exported
+    store = Store.from_url(settings.redis_url, settings.redis_prefix)
+
+    async def banned() -> set[str]:
+        try:
+            return await store.product_data_banned_households()
+        finally:
+            await store.close()
+
+    households = asyncio.run(banned())
+    assert households == {"HB"}
+    hb = household_key(pseudonym_key, "HB")
+    unfiltered = build_segments(client, OCT, 3)
+    built = build_segments(client, OCT, 3, excluded={hb})  # replaces the build
+    assert built == unfiltered - 1
+    keys = {
+        int(k)
+        for (k,) in client.query(
+            "SELECT DISTINCT household_key FROM household_segments WHERE build_month = {m:Date}",
+            {"m": OCT},
+        )
+    }
+    assert hb not in keys and len(keys) == built
+    for segment in segment_sizes(client, OCT):
+        assert hb not in {
+            int(k)
+            for (k,) in client.query(
+                SQL["segment_members"], {"build_month": OCT, "segment": segment}
+            )
+        }

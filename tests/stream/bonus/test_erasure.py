@@ -36,6 +36,7 @@ from stream.kafka.topics import Record
 from stream.settings import Settings
 from stream.store.store import Store
 from tests.support import events
+from tests.support.services import TeePublisher
 
 RULES = load_rules("stream/rules.default.toml")
 GONE, KEPT = "HE", "HK"
@@ -50,20 +51,6 @@ ERASURE = {
     "household_id": GONE,
     "requested_at": "2026-11-25T10:00:00+02:00",
 }
-
-
-class TeePublisher(KafkaPublisher):
-    """A real Kafka publisher that also keeps the purchase-line messages it sent."""
-
-    def __init__(self, url: str, lines_topic: str) -> None:
-        super().__init__(url)
-        self.lines_topic = lines_topic
-        self.lines: list[Record] = []
-
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        if topic == self.lines_topic:
-            self.lines.append(Record(key, value))
-        await super().send(topic, key, value)
 
 
 def person(pid: str, hid: str, bans: list[str] | None = None) -> dict[str, Any]:
