@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from stream.app import FaustPublisher
+from stream.audit import AuditLog
 from stream.bonus.rights import run_rights
 
 if TYPE_CHECKING:
@@ -18,6 +20,7 @@ RIGHTS_CHECK_INTERVAL = 30.0  # seconds: the run itself happens at start, then o
 
 def register(app: LoyaltyApp) -> None:
     settings = app.settings
+    audit = AuditLog.from_settings(settings, FaustPublisher(app))
 
     # Timers never raise: a failed round is logged and the next one tries again.
     @app.timer(interval=ERASURE_INTERVAL, name="erasures")
@@ -30,6 +33,6 @@ def register(app: LoyaltyApp) -> None:
     @app.timer(interval=RIGHTS_CHECK_INTERVAL, on_leader=True, name="rights")
     async def rights() -> None:
         try:
-            await run_rights(settings, app.rules, app.store, app.lines_processor())
+            await run_rights(settings, app.rules, app.store, app.lines_processor(), audit)
         except Exception:
             log.exception("rights run failed; retrying in %.0f s", RIGHTS_CHECK_INTERVAL)

@@ -23,6 +23,7 @@ from models.register import (
 )
 from stream import metrics
 from stream.analytics.pseudonym import household_key
+from stream.audit import AuditLog
 from stream.bonus.swipes import SwipeProcessor, _micros, log
 from stream.kafka.deadletters import dead_letter
 from stream.kafka.publisher import Publisher
@@ -48,6 +49,7 @@ class RegisterProcessor:
         self.swipes = swipes
         self.topics = Topics(settings)
         self.settings = settings
+        self.audit = AuditLog.from_settings(settings, publisher)
         self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
 
     async def process(self, records: list[Record]) -> dict[str, int]:
@@ -72,6 +74,14 @@ class RegisterProcessor:
         counts: dict[str, int] = {}
         for (_, event), result in zip(events, results, strict=True):
             kind = _event_type(event)
+            if isinstance(event, ErasureRequest):
+                await self.audit.record(
+                    action="erasure",
+                    subject=event.household_id,
+                    client="register",
+                    outcome="ok",
+                    detail=f"register erasure, {result}",
+                )
             metrics.REGISTER_EVENTS.labels(type=kind, outcome=result).inc()
             counts[result] = counts.get(result, 0) + 1
         # Whatever the snapshot's fate, a now known card's held swipes are credited: a replay

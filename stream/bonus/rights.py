@@ -28,6 +28,7 @@ from models.rights import add_months, ended_erasure_due
 from models.rules import Rules
 from stream.analytics.pseudonym import household_key
 from stream.analytics.stage import LinesProcessor
+from stream.audit import AuditLog
 from stream.bonus.register import erasure_months, register_op
 from stream.retry import retry_forever
 from stream.settings import Settings
@@ -51,17 +52,16 @@ class RightsReport:
     segments_excluded: int = 0
 
 
-async def audit(action: str, subject: str | None, outcome: str, detail: str) -> None:
-    """THE call site for the audit trail of the worker's rights work (erasure, retention).
-
-    Logs without any id until the audit trail (contract section 10) is wired here.
-    """
-    del subject  # never logged: only its keyed hash may leave this process
-    log.info("audit: %s %s %s", action, outcome, detail)
+WORKER_CLIENT = "worker"  # the audit records' client for the worker's own deeds
 
 
 async def erase_ended(
-    settings: Settings, store: Store, now: datetime, *, months: list[str] | None = None
+    settings: Settings,
+    store: Store,
+    now: datetime,
+    audit: AuditLog,
+    *,
+    months: list[str] | None = None,
 ) -> int:
     """Erase every ended household whose time has come; returns how many were erased now."""
     key = settings.pseudonym_key.get_secret_value().encode()
@@ -87,7 +87,13 @@ async def erase_ended(
     for request, result in zip(due, results, strict=True):
         if result == "applied":
             erased += 1
-            await audit("erasure", request.household_id, "ok", "ended customer")
+            await audit.record(
+                action="erasure",
+                subject=request.household_id,
+                client=WORKER_CLIENT,
+                outcome="ok",
+                detail="ended customer",
+            )
     return erased
 
 
@@ -108,8 +114,9 @@ async def run_rights(
     rules: Rules,
     store: Store,
     lines: LinesProcessor,
-    now: datetime | None = None,
+    audit: AuditLog,
     *,
+    now: datetime | None = None,
     force: bool = False,
 ) -> RightsReport | None:
     """Everything of the module docstring, if due (or ``force``); None when not due."""
@@ -118,17 +125,18 @@ async def run_rights(
     if not force and not await store.rights_run_due(stamp, settings.rights_interval_seconds):
         return None
     report = RightsReport()
-    report.ended_erased = await erase_ended(settings, store, moment)
+    report.ended_erased = await erase_ended(settings, store, moment, audit)
     report.clickhouse_erasures = await lines.run_erasures(now=stamp)
     report.redis_removed = await redis_retention(settings, rules, store, moment)
     local_today = moment.astimezone(rules.timezone).date()
     dropped = await lines.drop_old_months(local_today, settings.retention_months)
     report.partitions_dropped = len(dropped)
-    await audit(
-        "retention",
-        None,
-        "ok",
-        f"{sum(report.redis_removed.values())} Redis keys, {len(dropped)} partitions",
+    await audit.record(
+        action="retention",
+        subject=None,
+        client=WORKER_CLIENT,
+        outcome="ok",
+        detail=f"{sum(report.redis_removed.values())} Redis keys, {len(dropped)} partitions",
     )
     key = settings.pseudonym_key.get_secret_value().encode()
     banned = await store.product_data_banned_households()

@@ -9,12 +9,14 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import redis
 
 from models.rules import load_rules
 from stream.analytics.erasure import rows_of
 from stream.analytics.pseudonym import household_key
 from stream.analytics.stage import LinesProcessor
+from stream.audit import AuditLog
 from stream.bonus.register import RegisterProcessor
 from stream.bonus.rights import run_rights
 from stream.bonus.swipes import SwipeProcessor
@@ -26,7 +28,7 @@ from stream.kafka.topics import Record
 from stream.settings import Settings
 from stream.store.store import Store
 from tests.support import events
-from tests.support.services import TeePublisher
+from tests.support.services import TeePublisher, consume
 
 RULES = load_rules("stream/rules.default.toml")
 ENDED_AT = "2026-03-20T12:00:00+02:00"
@@ -93,6 +95,7 @@ def test_the_rights_run_with_a_driven_clock(
         out: dict[str, Any] = {}
         async with TeePublisher(settings.kafka_url, settings.topic("purchase-lines")) as pub:
             lines = LinesProcessor(settings, pub, store, client=clickhouse)
+            audit = AuditLog.from_settings(settings, pub)
             sp = SwipeProcessor(settings, RULES, store, pub)
             rp = RegisterProcessor(settings, store, pub, sp)
             await rp.process(
@@ -126,7 +129,7 @@ def test_the_rights_run_with_a_driven_clock(
 
             # A day before the ended household's time: retention runs, HEND stays.
             day_before = ENDED_LIMIT - timedelta(days=1)
-            out["first"] = await run_rights(settings, RULES, store, lines, day_before)
+            out["first"] = await run_rights(settings, RULES, store, lines, audit, now=day_before)
             out["hend_after_first"] = await store.redis.exists(store.key("hh", "HEND"))
             out["hact_after_first"] = months_of(redis_client, prefix, "HACT")
             out["partitions_after_first"] = partitions(clickhouse)
@@ -139,12 +142,12 @@ def test_the_rights_run_with_a_driven_clock(
             }
             # Not due again within the day, even with the ended household due.
             out["not_due"] = await run_rights(
-                settings, RULES, store, lines, day_before + timedelta(hours=23)
+                settings, RULES, store, lines, audit, now=day_before + timedelta(hours=23)
             )
             out["hend_not_due"] = await store.redis.exists(store.key("hh", "HEND"))
             # A day after: due again, and HEND is erased everywhere.
             out["second"] = await run_rights(
-                settings, RULES, store, lines, ENDED_LIMIT + timedelta(days=1)
+                settings, RULES, store, lines, audit, now=ENDED_LIMIT + timedelta(days=1)
             )
             out["hend_after_second"] = await store.redis.exists(
                 store.key("hh", "HEND"), store.key("card", CARDS["HEND"])
@@ -175,3 +178,12 @@ def test_the_rights_run_with_a_driven_clock(
     assert second is not None and second.ended_erased == 1 and second.clickhouse_erasures == 1
     assert r["hend_after_second"] == 0
     assert r["hend_rows_after"] == 0 and r["hend_acc"] == []
+    # Each run and the erasure left one audit record, keyed by a hash, never the id.
+    audits = [orjson.loads(m.value) for m in consume(kafka.bootstrap, settings.topic("audit"), 3)]
+    assert sorted((a["action"], a["client"], a["outcome"]) for a in audits) == [
+        ("erasure", "worker", "ok"),
+        ("retention", "worker", "ok"),
+        ("retention", "worker", "ok"),
+    ]
+    erasure = next(a for a in audits if a["action"] == "erasure")
+    assert erasure["subject_key"] and "HEND" not in orjson.dumps(audits).decode()
