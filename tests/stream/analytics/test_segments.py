@@ -514,7 +514,7 @@ def test_each_channel_ban_keeps_exactly_its_persons_out(
     client, r, settings = exported
     for pid, bans in (("PA1", ["phone_marketing"]), ("PA2", ["surveys"]), ("PA3", ["owner_mail"])):
         r.hset(f"{redis_prefix}person:{pid}", "bans", orjson.dumps(bans).decode())
-    result = export_segment(client, r, settings, "test:all", channel)
+    result = _export(client, settings, "test:all", channel)
     assert [(row.household_id, row.person_ids) for row in result.rows] == [
         ("HA", allowed),
         ("HE", ("PE1",)),

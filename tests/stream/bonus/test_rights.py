@@ -130,10 +130,10 @@ def test_the_rights_run_with_a_driven_clock(
             # A day before the ended household's time: retention runs, HEND stays.
             day_before = ENDED_LIMIT - timedelta(days=1)
             out["first"] = await run_rights(settings, RULES, store, lines, audit, now=day_before)
-            out["hend_after_first"] = await store.redis.exists(store.key("hh", "HEND"))
+            out["hend_after_first"] = await store.redis.exists(store.keys.household("HEND"))
             out["hact_after_first"] = months_of(redis_client, prefix, "HACT")
             out["partitions_after_first"] = partitions(clickhouse)
-            out["month_ttl"] = await store.redis.ttl(store.key("month", "2027-01", "households"))
+            out["month_ttl"] = await store.redis.ttl(store.keys.month_households("2027-01"))
             out["segment_keys"] = {
                 int(k)
                 for (k,) in clickhouse.query(
@@ -144,13 +144,13 @@ def test_the_rights_run_with_a_driven_clock(
             out["not_due"] = await run_rights(
                 settings, RULES, store, lines, audit, now=day_before + timedelta(hours=23)
             )
-            out["hend_not_due"] = await store.redis.exists(store.key("hh", "HEND"))
+            out["hend_not_due"] = await store.redis.exists(store.keys.household("HEND"))
             # A day after: due again, and HEND is erased everywhere.
             out["second"] = await run_rights(
                 settings, RULES, store, lines, audit, now=ENDED_LIMIT + timedelta(days=1)
             )
             out["hend_after_second"] = await store.redis.exists(
-                store.key("hh", "HEND"), store.key("card", CARDS["HEND"])
+                store.keys.household("HEND"), store.keys.card(CARDS["HEND"])
             )
             out["hend_rows_after"] = rows_of(clickhouse, [household_key(key, "HEND")])
             out["hend_acc"] = months_of(redis_client, prefix, "HEND")
