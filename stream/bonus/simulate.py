@@ -204,6 +204,11 @@ async def run_simulation(
             run=run,
         )
         run.simulation = simulate(items, current, candidate)
+    if run.simulation.total.household_months == 0:
+        which = f" of co-op {co_op!r}" if co_op else ""
+        run.notes.append(
+            f"no household-months{which} in {months[0]}..{months[-1]}: nothing to price"
+        )
     if run.without_household:
         run.notes.append(
             f"{run.without_household} household-months without a household record are left out "

@@ -133,3 +133,26 @@ def test_explain_shows_the_partner_share() -> None:
         "partner P-ABC (ABC Oy): eligible non-fuel 10000 c there -> round(150 x 10000 / 10000) "
         "= 150 c of the base bonus, invoiced to the partner"
     )
+
+
+@pytest.mark.parametrize("decode", [parse_swipe, decode_swipe], ids=["reference", "hot"])
+@pytest.mark.parametrize("bad", ["", "x" * 33, "P\u00e9", 5, ["P-ABC"], "\x00no partner"])
+def test_a_malformed_partner_id_is_an_invalid_field_on_both_paths(
+    decode: object, bad: object
+) -> None:
+    raw = events.encode(events.swipe("P5", partner_id=bad))
+    with pytest.raises(InvalidEvent) as info:
+        decode(raw)  # type: ignore[operator]
+    assert info.value.reason == "invalid_field"
+    assert "partner_id" in info.value.detail
+
+
+@pytest.mark.parametrize("decode", [parse_swipe, decode_swipe], ids=["reference", "hot"])
+def test_a_null_or_absent_partner_id_is_no_partner(decode: object) -> None:
+    for raw in (
+        events.encode(events.swipe("P6", partner_id=None)),
+        events.encode(events.swipe("P7")),
+    ):
+        assert decode(raw).partner_id == ""  # type: ignore[operator]
+    spaced = decode(events.encode(events.swipe("P8", partner_id="Partner 1")))  # type: ignore[operator]
+    assert spaced.partner_id == "Partner 1"  # printable ASCII includes the space

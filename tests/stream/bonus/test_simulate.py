@@ -126,7 +126,9 @@ def test_accumulators_equal_rules_change_nothing_a_raised_tier_exactly_its_house
     assert raised.simulation.changed == {"H1": (667, 833), "H4": (640, 800)}
     assert raised.simulation.total.difference_cents == 166 + 160
     assert raised.simulation.moved_households == set()
-    assert simulate(settings, RAISED, co_op="other").simulation.total.household_months == 0
+    other = simulate(settings, RAISED, co_op="other")
+    assert other.simulation.total.household_months == 0
+    assert "no household-months of co-op 'other' in 2026-10..2026-10" in " ".join(other.notes)
 
 
 def test_a_changed_exclusion_falls_back_to_the_purchase_lines_in_clickhouse(
