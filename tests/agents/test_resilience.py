@@ -47,4 +47,5 @@ def test_the_worker_retries_while_redis_is_down_and_recovers_by_itself(
         for proc in deployment.processes:
             proc.stop()
         deployment.processes.clear()
+        deployment.redis.close()  # this test's own client (the fixture closes its own)
         own.stop()
