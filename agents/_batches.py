@@ -1,17 +1,20 @@
-"""The one shape every consuming agent has: take a batch, handle it, then ack it."""
+"""The one shape every consuming agent has: whole fetched batches, acked once handled.
+
+Not Faust agents any more: ``LoyaltyApp.batch_handler`` registers a lane of the batch-delivery
+consumer (``stream.kafka.batches``), which acks a batch only after its handler returned and
+crashes the worker (acking nothing) if the handler raised.
+"""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from stream.kafka.batches import BatchHandler, ProcessHandler
 from stream.kafka.topics import Record
 
 if TYPE_CHECKING:
     from stream.app import LoyaltyApp
-
-log = logging.getLogger(__name__)
 
 Handler = Callable[[list[Record]], Awaitable[object]]
 
@@ -20,42 +23,20 @@ def batch_agent(
     app: LoyaltyApp,
     topic_name: str,
     name: str,
-    make_handler: Callable[[], Handler],
+    make_handler: Callable[[], Handler | BatchHandler],
     *,
     size: int,
-    within: float,
 ) -> None:
-    """Attach agent ``name`` consuming ``topic_name`` in batches handed to ``make_handler()``.
+    """Deliver ``topic_name`` to ``make_handler()`` in batches of at most ``size`` records.
 
-    ``concurrency=1``: with more, Faust can commit past an event still in flight.
+    The handler is a ``BatchHandler`` (``prepare`` then ``apply``: the next batch is prepared
+    while this one waits on I/O) or a plain ``async process(records)``.
     """
-    topic = app.topic(
-        topic_name,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=app.settings.swipe_partitions,
-    )
 
-    async def agent(stream: Any) -> None:
-        await run_batches(app, stream, make_handler(), size, within)
+    def make() -> BatchHandler:
+        handler = make_handler()
+        if callable(handler):
+            return ProcessHandler(handler)
+        return handler
 
-    agent.__name__ = agent.__qualname__ = name
-    app.agent(topic, concurrency=1, name=name)(agent)
-
-
-async def run_batches(
-    app: LoyaltyApp, stream: Any, handle: Handler, size: int, within: float
-) -> None:
-    # noack_take: a batch is acked only after it was handled, never on cancellation, so a
-    # stopping or killed worker leaves it to be processed again (idempotently).
-    async for events in stream.noack_take(size, within=within):
-        try:
-            await handle([Record(e.key, e.value) for e in events])
-        except Exception as exc:
-            # Handlers route bad input themselves and retry transient faults; reaching here
-            # is a bug. Unacked, the batch is not committed: crash and let a restart replay it.
-            log.critical("batch handler failed; stopping the worker so nothing is acked")
-            await app.crash(exc)
-            return
-        for event in events:
-            await stream.ack(event)
+    app.batch_handler(topic_name, name, make, max_records=size)

@@ -20,5 +20,4 @@ def register(app: LoyaltyApp) -> None:
         "analytics",
         lambda: app.lines_processor().process,
         size=max(1, settings.analytics_batch_size // ROWS_PER_MESSAGE_GUESS),
-        within=settings.analytics_batch_seconds,
     )

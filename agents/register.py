@@ -17,5 +17,4 @@ def register(app: LoyaltyApp) -> None:
         "register",
         lambda: app.register_processor().process,
         size=app.settings.batch_size,
-        within=app.settings.batch_seconds,
     )

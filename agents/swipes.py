@@ -15,7 +15,6 @@ def register(app: LoyaltyApp) -> None:
         app,
         app.topic_names.swipes,
         "swipes",
-        lambda: app.swipe_processor().process,
+        app.swipe_processor,
         size=app.settings.batch_size,
-        within=app.settings.batch_seconds,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -14,6 +15,7 @@ from stream import metrics
 from stream.analytics.stage import LinesProcessor
 from stream.bonus.register import RegisterProcessor
 from stream.bonus.swipes import SwipeProcessor
+from stream.kafka.batches import BatchHandler, BatchTransport, LaneSpec
 from stream.kafka.publisher import ConfirmingPublisher
 from stream.kafka.topics import Topics
 from stream.settings import Settings
@@ -50,8 +52,35 @@ class LoyaltyApp(faust.App):
     settings: Settings
     rules: Rules
     topic_names: Topics
+    batch_lanes: dict[str, LaneSpec]
     _store: Store | None
     _lines: LinesProcessor | None
+
+    def _new_transport(self) -> Any:
+        # Faust's aiokafka transport with the batch-delivery consumer (stream.kafka.batches).
+        return BatchTransport(self.conf.broker_consumer, self)
+
+    def batch_handler(
+        self,
+        topic_name: str,
+        name: str,
+        make: Callable[[], BatchHandler],
+        *,
+        max_records: int,
+    ) -> None:
+        """Deliver ``topic_name`` in whole fetched batches to ``make()`` (made once, in the
+        worker's loop); at most ``max_records`` per call. See ``stream.kafka.batches``."""
+        if topic_name in self.batch_lanes:
+            raise ValueError(f"two batch handlers for topic {topic_name!r}")
+        topic = self.topic(
+            topic_name,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=self.settings.swipe_partitions,
+            internal=True,  # declared (created if missing) before the subscription, as agents do
+        )
+        self.topics.add(topic)
+        self.batch_lanes[topic_name] = LaneSpec(topic_name, name, make, max(1, max_records))
 
     @property
     def store(self) -> Store:
@@ -109,6 +138,7 @@ def create_app(
     app.settings = settings
     app.rules = rules if rules is not None else load_rules(settings.rules)
     app.topic_names = Topics(settings)
+    app.batch_lanes = {}
     app._store = None
     app._lines = None
     importlib.import_module(autodiscover).discover(app)
