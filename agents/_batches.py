@@ -26,12 +26,15 @@ def batch_agent(
     make_handler: Callable[[], Handler | BatchHandler],
     *,
     size: int,
+    within: float | None = None,
 ) -> None:
     """Deliver ``topic_name`` to ``make_handler()`` in batches of at most ``size`` records.
 
     The handler is a ``BatchHandler`` (``prepare`` then ``apply``: the next batch is prepared
-    while this one waits on I/O) or a plain ``async process(records)``.
+    while this one waits on I/O) or a plain ``async process(records)``. ``within`` is accepted
+    and ignored: a batch is what one fetch brought (so nothing waits to fill a batch).
     """
+    del within
 
     def make() -> BatchHandler:
         handler = make_handler()
