@@ -219,9 +219,9 @@ def check_port_free(host: str, port: int, setting: str, *, zero_disables: bool =
         try:
             sock.bind((host, port))
         except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-            raise PortInUse(host, port, setting, zero_disables=zero_disables) from exc
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(host, port, setting, zero_disables=zero_disables) from exc
+            # Anything else (a privileged port, an address not ours) the server reports itself.
 
 
 # -- mapping third-party errors -----------------------------------------------------------

@@ -154,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (LoyaltyError, RulesError) as exc:
         if args.debug:
             raise
-        print(f"loyalty {args.command}: error: {exc}", file=sys.stderr)
+        problem = f"invalid rules (LOYALTY_RULES): {exc}" if isinstance(exc, RulesError) else exc
+        print(f"loyalty {args.command}: error: {problem}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         if args.debug:

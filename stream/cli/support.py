@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from models.errors import RulesError
 from models.rules import Rules, load_rules
 from stream.errors import SettingsError
 from stream.settings import Settings
@@ -23,7 +22,10 @@ def _settings_error(exc: ValidationError, given: dict[str, Any]) -> SettingsErro
     problems = []
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else ""
-        name = f"LOYALTY_{field.upper()}" if field else "settings"
+        if not field:  # a check across settings: its message names them
+            problems.append(str(error["msg"]).removeprefix("Value error, "))
+            continue
+        name = f"LOYALTY_{field.upper()}"
         if field in given and field in _FLAGS:
             name = f"{_FLAGS[field]} / {name}"
         message = str(error["msg"]).removeprefix("Value error, ")
@@ -49,17 +51,11 @@ def load_settings(**given: Any) -> Settings:
         return Settings(**given)
     except ValidationError as exc:
         raise _settings_error(exc, given) from None
-
-
-def settings_or_exit() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise SystemExit(str(exc)) from None
+    except ValueError as exc:  # a settings source's own (LOYALTY_<NAME>_FILE it cannot read)
+        raise SettingsError(f"invalid setting {exc}") from None
 
 
 def load_rules_or_exit(settings: Settings) -> Rules:
-    try:
-        return load_rules(settings.rules)
-    except RulesError as exc:
-        raise SystemExit(f"invalid rules, not starting: {exc}") from None
+    """The rules of ``LOYALTY_RULES``; a :class:`RulesError` (naming the file and line) is
+    printed by ``loyalty`` as one line, exit code 1 (``--debug``: the traceback)."""
+    return load_rules(settings.rules)

@@ -338,3 +338,23 @@ def test_ctrl_c_stops_a_command_in_one_line() -> None:
                 proc.wait()
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == ["loyalty explain: interrupted"]
+
+
+def test_an_unreadable_secret_file_is_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-secret"
+    line = one_line_error(
+        run("explain", "H1", "2026-10", env={"LOYALTY_PSEUDONYM_KEY_FILE": str(missing)})
+    )
+    assert f"LOYALTY_PSEUDONYM_KEY_FILE={missing}" in line
+    assert "cannot read it" in line
+
+
+def test_invalid_rules_are_one_line_for_any_command_and_debug_shows_where(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[bonus_tables.default]\ntiers = 7\n")
+    line = one_line_error(run("explain", "H1", "2026-10", env={"LOYALTY_RULES": str(rules)}))
+    assert line.startswith("loyalty explain: error: invalid rules (LOYALTY_RULES): ")
+    assert str(rules) in line
+    debug = run("--debug", "explain", "H1", "2026-10", env={"LOYALTY_RULES": str(rules)})
+    assert debug.returncode == 1
+    assert "Traceback" in debug.stderr and "RulesError" in debug.stderr
