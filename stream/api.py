@@ -17,6 +17,7 @@ same::
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -350,10 +351,19 @@ def create_api(
                 400, "invalid_month", f"month must be YYYY-MM, got {text[:20]!r}"
             ) from None
 
+    async def failed(access: Access, subject: str, detail: str) -> None:
+        """The read failed (Redis): say so in the trail, if the trail can be written."""
+        with contextlib.suppress(AuditUnavailable):
+            await access.record(subject, "error", detail)
+
     async def household_bonus(
         household_id: str, month: Month, access: Access, detail: str
     ) -> dict[str, Any]:
-        state = await holder["store"].month_state(household_id, str(month))
+        try:
+            state = await holder["store"].month_state(household_id, str(month))
+        except redis.exceptions.RedisError:
+            await failed(access, household_id, detail)
+            raise
         # An erased household has no snapshot and no accumulators: the same answer, by the
         # same path (one Redis read, one audit record), as an id never seen.
         if state.household is None and not state.accumulator.swipes:
@@ -406,8 +416,12 @@ def create_api(
         if not _CARD.match(card):
             raise ApiError(400, "invalid_card", "a card number is 6-20 digits")
         wanted = month_of(month)
-        household_id = await holder["store"].card_household(card)
         detail = f"card month={wanted}"
+        try:
+            household_id = await holder["store"].card_household(card)
+        except redis.exceptions.RedisError:
+            await failed(access, f"card:{card}", detail)
+            raise
         if household_id is None:
             await access.record(f"card:{card}", "not_found", detail)
             raise ApiError(404, "card_not_found", "no such card")  # never echo card numbers

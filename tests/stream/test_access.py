@@ -265,6 +265,7 @@ def test_broker_down_means_503_and_no_data(
 
 
 def test_redis_down_means_503_json(kafka: TansuBroker, unique: str, tmp_path: Path) -> None:
+    create_topics(kafka.bootstrap, {f"{unique}.audit": 1})
     with RedisServer(tmp_path / "redis") as own:
         settings = Settings(
             kafka_url=kafka.url,
@@ -287,6 +288,9 @@ def test_redis_down_means_503_json(kafka: TansuBroker, unique: str, tmp_path: Pa
                 }
             health = c.get("/healthz")
             assert health.status_code == 503 and health.json()["redis"] is False
+    # the trail says the reads failed (after the one that worked)
+    outcomes = [(r["action"], r["outcome"]) for r in records(read_audit(settings, 3))]
+    assert outcomes == [("bonus_read", "ok"), ("bonus_read", "error"), ("bonus_read", "error")]
 
 
 def test_openapi_declares_bearer_scopes_and_every_error(api: TestClient) -> None:
