@@ -155,7 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         problem = f"invalid rules (LOYALTY_RULES): {exc}" if isinstance(exc, RulesError) else exc
-        print(f"loyalty {args.command}: error: {problem}", file=sys.stderr)
+        first, _, more = str(problem).strip().partition("\n")
+        # A message with details after its first line (a child's log tail): the line, and where.
+        more_hint = " (details with --debug)" if more.strip() else ""
+        print(f"loyalty {args.command}: error: {first}{more_hint}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         if args.debug:
