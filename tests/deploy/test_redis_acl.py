@@ -144,7 +144,8 @@ def test_the_api_user_reads_what_the_api_reads(seeded: Settings, urls: dict[str,
         ("HINCRBY", "loyalty:acc:H1:2026-11", "purchases_cents", "1"),
         ("EXPIRE", "loyalty:card:" + CARD, "1"),
         ("EVAL", "return redis.call('SET', KEYS[1], 'x')", "1", "loyalty:hh:H1"),
-        ("HGETALL", "loyalty:held:" + CARD),  # not a key the bonus routes read
+        ("SMEMBERS", "loyalty:seen:H1:2026-11"),  # not a key the API's routes read
+        ("GET", "loyalty:rights:last-run"),
         ("KEYS", "*"),
         ("FLUSHALL",),
         ("CONFIG", "GET", "*"),
