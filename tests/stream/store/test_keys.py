@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import redis
@@ -161,3 +163,24 @@ def test_the_erasure_leaves_only_the_keys_that_keys_py_names(
     assert left == sorted(
         [*expected, f"{redis_prefix}held:6390000000000009", f"{redis_prefix}held:index"]
     )
+
+
+def test_nothing_outside_the_store_talks_to_redis() -> None:
+    """Every Redis call of the service is a Store method: no client, no ``.redis.`` call
+    elsewhere (the development stack's own readiness probe aside; the close holds the Store's
+    ``Lock``)."""
+    root = Path(__file__).resolve().parents[3]
+    talks = re.compile(
+        r"\.redis\.[a-z_]+\(|\b(Strict)?Redis(\.from_url)?\(|aioredis"
+        r"|^\s*(import|from) redis\.asyncio(?!\.lock)"
+    )
+    found = [
+        f"{path.relative_to(root)}:{n}"
+        for base in ("stream", "agents")
+        for path in sorted((root / base).rglob("*.py"))
+        if not path.is_relative_to(root / "stream" / "store")
+        and not path.is_relative_to(root / "stream" / "devstack")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if talks.search(line)
+    ]
+    assert found == []
