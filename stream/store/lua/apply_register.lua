@@ -3,7 +3,8 @@
 -- and cards). Keys are composed from ARGV[1], the key prefix, and the names of
 -- stream/store/keys.py (tests/stream/store/test_keys.py checks that they match).
 -- ARGV[1] key prefix, ARGV[2] JSON array of ops:
---   {k="snapshot", key=..., ts=updated_at in microseconds, f={field=value,...},
+--   {k="snapshot", key=record name without the prefix (Keys.unprefixed_*),
+--    ts=updated_at in microseconds, f={field=value,...},
 --    hid=household id the entity belongs to, hk=its pseudonymous household key,
 --    idx="cards"|"persons" (card and person snapshots), ent=card number or person id}
 --     last write wins by ts; an older or equal snapshot is ignored (stale), and so is one

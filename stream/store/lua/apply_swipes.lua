@@ -1,4 +1,8 @@
 -- Apply a batch of swipes atomically: each counts once per household-month.
+-- No KEYS: which keys an entry touches depends on the card's household, read here. They are
+-- composed from ARGV[1], the key prefix, and the names of stream/store/keys.py: card:{CARD},
+-- held:{CARD}, held:index, held:count, hh:{H}, seen:{H}:{M}, acc:{H}:{M}, month:{M}:households
+-- (tests/stream/store/test_keys.py checks that they match).
 -- ARGV[1] key prefix, ARGV[2] JSON array of entries:
 --   {e=event_id, c=card, m="YYYY-MM", d="YYYY-MM-DD" (local date), i={field=incr,...},
 --    r=raw swipe JSON (kept while the card is unknown), x=seen-set expiry epoch,

@@ -14,6 +14,7 @@ import redis
 from models.register import ErasureRequest, parse_register
 from stream.bonus.register import register_op
 from stream.devstack.redis_server import RedisServer
+from stream.store import keys as keys_module
 from stream.store.keys import Keys
 from stream.store.store import Store
 from tests.support import events
@@ -184,3 +185,25 @@ def test_nothing_outside_the_store_talks_to_redis() -> None:
         if talks.search(line)
     ]
     assert found == []
+
+
+def test_every_key_name_a_lua_script_composes_is_one_of_keys_py() -> None:
+    k = Keys("")
+    named = {
+        *(v for n, v in vars(keys_module).items() if n.isupper() and isinstance(v, str)),
+        k.held_index(),
+        k.held_count(),
+        k.outbox(),
+        k.erased_recent(),
+        k.erasure_pending(),
+        k.erasure_confirm(),
+        k.erasure_request(""),
+    }
+    lua = Path(keys_module.__file__).with_name("lua")
+    composed = {
+        name
+        for script in sorted(lua.glob("*.lua"))
+        for name in re.findall(r"\bp \.\. '([^']*)'", script.read_text())
+    }
+    assert composed  # the pattern still finds them
+    assert composed - named == set()
