@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import getpass
 import sys
 import textwrap
 import time
@@ -28,6 +29,7 @@ from stream.analytics.pseudonym import household_key
 from stream.analytics.retention import drop_old_partitions
 from stream.analytics.rules_table import write_bonus_rules
 from stream.analytics.segments import build_segments, segment_sizes
+from stream.audit import AuditLog
 from stream.cli.support import Handler
 from stream.clickhouse.connect import connect
 from stream.clickhouse.engine import ClickHouse
@@ -168,16 +170,41 @@ def _summary(result: ExportResult) -> list[str]:
     return lines
 
 
+async def _audit(settings: Settings, action: str, detail: str) -> None:
+    """One audit/1 record of this command (client ``cli:<user>``); raises if not written."""
+    audit = AuditLog.from_settings(settings)
+    try:
+        await audit.record(
+            action=action,
+            subject=None,
+            client=f"cli:{getpass.getuser()}",
+            outcome="ok",
+            detail=detail,
+        )
+    finally:
+        await audit.close()
+
+
 def cmd_segments_export(args: argparse.Namespace, settings: Settings) -> int:
     def body(client: ClickHouse) -> int:
         async def export() -> ExportResult:
             store = Store.from_url(settings.redis_url, settings.redis_prefix)
             try:
-                return await export_segment(
+                result = await export_segment(
                     client, store, settings, args.segment, args.channel, build_month=args.build
                 )
             finally:
                 await store.close()
+            # contract section 10: recorded before the export leaves (AuditUnavailable: none)
+            left_out = sum(result.households_left_out.values())
+            await _audit(
+                settings,
+                "export",
+                f"segment={result.segment} channel={result.channel} "
+                f"build={result.build_month:%Y-%m} households={len(result.rows)} "
+                f"left_out={left_out}",
+            )
+            return result
 
         result = asyncio.run(export())
         if args.output:
@@ -197,6 +224,8 @@ def cmd_retention_run(args: argparse.Namespace, settings: Settings) -> int:
         months: int = args.months or settings.retention_months
         today = _today(settings)
         migrate(client)
+        if not args.dry_run:  # contract section 10: recorded before the deletion
+            asyncio.run(_audit(settings, "retention", f"manual run, keeping {months} months"))
         dropped = drop_old_partitions(client, today, months, dry_run=args.dry_run)
         verb = "would drop" if args.dry_run else "dropped"
         cutoff = retention_cutoff(today, months)

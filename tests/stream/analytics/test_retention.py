@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+import orjson
 import pytest
 import redis
 
@@ -23,8 +24,10 @@ from stream.analytics.sink import PurchaseLineSink
 from stream.cli import analytics as analytics_cli
 from stream.clickhouse.engine import ClickHouse
 from stream.clickhouse.migrate import migrate
+from stream.devstack.broker import TansuBroker
 from stream.devstack.redis_server import RedisServer
 from stream.settings import Settings
+from tests.support.services import consume
 
 MakeLine = Callable[..., dict[str, Any]]
 TODAY = date(2026, 11, 22)
@@ -104,12 +107,16 @@ def test_cli_retention_run(
     redis_server: RedisServer,
     redis_client: redis.Redis,
     redis_prefix: str,
+    kafka: TansuBroker,
+    unique: str,
 ) -> None:
     settings = Settings(
         _env_file=None,
         clickhouse_url=months_of_data.url,
         redis_url=redis_server.url,
         redis_prefix=redis_prefix,
+        kafka_url=kafka.url,
+        topic_prefix=f"{unique}.",
     )
     redis_client.hset(f"{redis_prefix}acc:H1:2024-09", "swipes", 1)
     redis_client.hset(f"{redis_prefix}hh:H1", "co_op", "x")
@@ -136,6 +143,11 @@ def test_cli_retention_run(
     assert len(_months(months_of_data, "purchase_lines")) <= 1
     assert redis_client.exists(f"{redis_prefix}acc:H1:2024-09") == 0
     assert redis_client.exists(f"{redis_prefix}hh:H1") == 1
+    # the real run (not the dry runs) is in the audit trail
+    (record,) = consume(kafka.bootstrap, settings.topic("audit"), 1)
+    audit = orjson.loads(record.value)
+    assert (audit["action"], audit["outcome"]) == ("retention", "ok")
+    assert audit["detail"] == "manual run, keeping 1 months"
 
 
 def test_cli_migrate(clickhouse: ClickHouse, capsys: pytest.CaptureFixture[str]) -> None:

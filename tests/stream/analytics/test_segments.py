@@ -32,9 +32,11 @@ from stream.analytics.sink import PurchaseLineSink
 from stream.cli import analytics as analytics_cli
 from stream.clickhouse.engine import ClickHouse
 from stream.clickhouse.migrate import migrate
+from stream.devstack.broker import TansuBroker
 from stream.errors import NoSegmentsError
 from stream.settings import Settings
 from stream.store.store import Store
+from tests.support.services import consume
 
 MakeLine = Callable[..., dict[str, Any]]
 OCT = date(2026, 10, 1)
@@ -444,9 +446,13 @@ def test_cli_build_and_export(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     pseudonym_key: bytes,
+    kafka: TansuBroker,
+    unique: str,
 ) -> None:
     client, _r, settings = exported
-    settings = settings.model_copy(update={"clickhouse_url": client.url})
+    settings = settings.model_copy(
+        update={"clickhouse_url": client.url, "kafka_url": kafka.url, "topic_prefix": f"{unique}."}
+    )
 
     args, handlers = _parse(["segments", "build", "--as-of", "2026-10", "--months", "3"])
     assert handlers[args.command](args, settings) == 0
@@ -471,6 +477,16 @@ def test_cli_build_and_export(
     assert handlers[args.command](args, settings) == 0
     assert target.read_text() == "household_id,person_id\n"
     assert "0 households in the segment" in capsys.readouterr().err
+    # contract section 10: each export is in the audit trail, and names no household
+    records = consume(kafka.bootstrap, settings.topic("audit"), 2)
+    audits = sorted((orjson.loads(r.value) for r in records), key=lambda a: a["detail"])
+    assert [(a["action"], a["outcome"], a["subject_key"]) for a in audits] == [
+        ("export", "ok", ""),
+        ("export", "ok", ""),
+    ]
+    assert audits[0]["detail"].startswith("segment=affinity:dairy channel=email")
+    assert audits[0]["client"].startswith("cli:")
+    assert b"HA" not in b"".join(r.value for r in records)
 
 
 def test_cli_reports_errors_in_one_line(
