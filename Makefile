@@ -4,24 +4,38 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Locked dependencies (uv pip compile, hashes, Python 3.11-3.13): the service's own in LOCK
+# (what the Docker image installs), plus the dev tools and the demo stack in DEV_LOCK.
+LOCK := requirements/lock.txt
+DEV_LOCK := requirements/dev.txt
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet
 # Debian packages the test suite runs for real: the old ClickHouse server (18.16,
 # the second analytics engine) and Prometheus (evaluates the dashboards' PromQL).
 SYSTEM_PACKAGES := clickhouse-server prometheus
 
 .DEFAULT_GOAL := help
-.PHONY: help install sysdeps lint format test test-fast chaos demo bench clean docs
+.PHONY: help install lock sysdeps lint format test test-fast chaos demo bench clean docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK) $(DEV_LOCK)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
+	@$(BIN)/pip check >/dev/null || { $(BIN)/pip check; \
+	  echo "$(LOCK) / $(DEV_LOCK) do not match pyproject.toml: run make lock"; exit 1; }
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the project with its dev tools
+install: $(STAMP) ## create .venv: the project, its dev tools and the demo stack, as locked
+
+lock: ## regenerate requirements/*.txt from pyproject.toml (after changing a dependency)
+	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet uv; }
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) -o $(LOCK)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra demo $(LOCK_FLAGS) -c $(LOCK) \
+	  -o $(DEV_LOCK)
 
 sysdeps: ## apt-get the Debian servers the tests use (clickhouse-server, prometheus) if missing
 	@missing=""; \

@@ -16,7 +16,7 @@ import orjson
 from stream.clickhouse.engine import ClickHouse, _chdb_lock, _insert_head
 from stream.clickhouse.params import _ARRAY, _DATETIME, _INT_TYPE_ALL, quote_identifier, render
 from stream.errors import ChdbBusyError as ChdbBusyError  # noqa: PLC0414 (re-exported: its old home)
-from stream.errors import ClickHouseError
+from stream.errors import ClickHouseError, MissingExtra
 
 
 def _chdb_value(raw: Any, ch_type: str) -> Any:
@@ -143,8 +143,19 @@ def _status_file_owner(path: Path) -> str | None:
 
 
 def _open_chdb(path: Path) -> Any:
-    from chdb._exceptions import ChdbError  # noqa: PLC0415
-    from chdb.session import Session  # noqa: PLC0415
+    try:
+        from chdb._exceptions import ChdbError  # noqa: PLC0415
+        from chdb.session import Session  # noqa: PLC0415
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "chdb":
+            raise
+        # the production image has no chdb: it is in the `demo` extra
+        raise MissingExtra(
+            "the embedded ClickHouse (LOYALTY_CLICKHOUSE_URL=chdb://...; a server is "
+            "clickhouse://host:9000/db)",
+            "demo",
+            "chdb",
+        ) from None
 
     path.mkdir(parents=True, exist_ok=True)
     with _chdb_lock:

@@ -388,7 +388,12 @@ def test_dockerfile_installs_the_package_on_a_pinned_python() -> None:
     text = (REPO / "Dockerfile").read_text()
     base = re.findall(r"^FROM\s+(\S+)", text, re.M)
     assert base and all(re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", b) for b in base), base
-    assert re.search(r"^RUN pip install \.", text, re.M)
+    # the locked dependencies, hash-checked, then the package alone on top of them
+    lock = re.search(r"^RUN pip install --require-hashes -r (requirements/lock\.txt)$", text, re.M)
+    package = re.search(r"^RUN pip install --no-deps \.", text, re.M)
+    assert lock and package and lock.start() < package.start(), "install the lock, then ."
+    assert re.search(rf"^COPY {lock.group(1)} ", text, re.M)
+    assert "[demo]" not in text and "[dev]" not in text, "no extra in the production image"
     assert re.search(r"^USER\s+(?!root|0\b)\S+", text, re.M), "the service does not run as root"
     for package in re.findall(r"^packages = \[(.*)\]", (REPO / "pyproject.toml").read_text(), re.M)[
         0
