@@ -147,7 +147,10 @@ class PurchaseLineSink:
         return len(self._buffer)
 
     def add(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        converted = [row_to_tuple(row) for row in rows]  # all or nothing
+        self.add_tuples([row_to_tuple(row) for row in rows])  # all or nothing
+
+    def add_tuples(self, converted: list[tuple[Any, ...]]) -> None:
+        """Rows already converted and checked (``stream.analytics.lines.message_tuples``)."""
         if converted and not self._buffer:
             self._oldest = self._clock()
         self._buffer.extend(converted)

@@ -22,6 +22,7 @@ from models.rules import Rules
 from stream import metrics
 from stream.analytics.audit_log import record_to_row, write_audit
 from stream.analytics.erasure import delete_households
+from stream.analytics.lines import message_tuples
 from stream.analytics.retention import Partition, drop_old_partitions
 from stream.analytics.rotation import check_key
 from stream.analytics.rules_table import write_bonus_rules
@@ -127,10 +128,7 @@ class LinesProcessor:
         sink = await self.start()
         for record in records:
             try:
-                rows = orjson.loads(record.value or b"")
-                if not isinstance(rows, list):
-                    raise ValueError("expected a JSON array of rows")
-                sink.add(rows)
+                sink.add_tuples(message_tuples(record.value or b""))
             except (ValueError, TypeError, KeyError) as exc:
                 metrics.DEAD_LETTERS.labels(source="purchase-lines", reason="invalid_rows").inc()
                 letter = dead_letter(

@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import redis.exceptions
 
-from models.bonus import IN_CAMPAIGN, NOT_ELIGIBLE, Contribution, contribution
+from models.bonus import Contribution, contribution
 from models.errors import InvalidEvent
 from models.months import Month, days_after, local_date
 from models.rules import Rules
 from models.swipe import SwipeLike, decode_swipe
 from stream import metrics
+from stream.analytics.lines import encode as encode_lines
+from stream.analytics.lines import swipe_item
 from stream.analytics.pseudonym import household_key
 from stream.kafka.deadletters import dead_letter
 from stream.kafka.publisher import Publisher
@@ -72,6 +73,8 @@ class SwipeProcessor:
         self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
         self._accumulator_days = 31 * settings.retention_months
         self._month_cache: dict[Month, tuple[str, int, int, str]] = {}
+        self._household_keys: dict[str, int] = {}
+        self._utc_texts: dict[datetime, str] = {}
 
     async def process(self, records: list[Record]) -> dict[str, int]:
         """Process one batch from ``loyalty.swipes``; returns outcome counts."""
@@ -142,7 +145,7 @@ class SwipeProcessor:
                     await self._reject(p.record, "store_error", str(exc)[:200], kind=p.swipe.kind)
                     outcomes.append(SwipeOutcome("rejected", "", "", False))
         now = self.now()
-        rows: list[dict[str, Any]] = []
+        items: list[list[Any]] = []
         # Metrics once per batch: (kind, outcome) -> swipes, (co_op, kind) -> eligible cents.
         by_outcome: dict[tuple[str, str], int] = {}
         eligible: dict[tuple[str, str], int] = {}
@@ -161,7 +164,7 @@ class SwipeProcessor:
             elif outcome.outcome in {"applied", "duplicate"}:
                 # Duplicates are re-sent too: a crash may have come between Redis and Kafka,
                 # and the analytics table keeps one row per (event_id, line_no).
-                rows += self._lines(p, outcome)
+                items.append(self._analytics_item(p, outcome))
                 if outcome.outcome == "applied":
                     lags.append((now - p.swipe.occurred_at).total_seconds())
                     if not outcome.business:
@@ -177,9 +180,9 @@ class SwipeProcessor:
         for lag in lags:
             observe(max(0.0, lag))
         # Few large messages, not one per swipe: far less producer work per swipe.
-        for chunk in chunks(rows, ROWS_PER_MESSAGE):
-            key = str(chunk[0]["event_id"]).encode()
-            await self.publisher.send(self.topics.purchase_lines, key, orjson.dumps(chunk))
+        for chunk in chunks_of_lines(items, ROWS_PER_MESSAGE):
+            key = str(chunk[0][0]).encode()
+            await self.publisher.send(self.topics.purchase_lines, key, encode_lines(chunk))
         return counts
 
     def _month(self, month: Month) -> tuple[str, int, int, str]:
@@ -210,36 +213,38 @@ class SwipeProcessor:
             "h": 1 if p.from_hold else 0,
         }
 
-    def _lines(self, p: _Parsed, outcome: SwipeOutcome) -> list[dict[str, Any]]:
+    def _utc_text(self, instant: datetime) -> str:
+        """``instant`` as UTC ``...Z`` text (cached: a backlog repeats the same seconds)."""
+        text = self._utc_texts.get(instant)
+        if text is None:
+            if len(self._utc_texts) > 10_000:
+                self._utc_texts.clear()
+            text = self._utc_texts[instant] = instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return text
+
+    def _analytics_item(self, p: _Parsed, outcome: SwipeOutcome) -> list[Any]:
+        """The swipe's purchase lines for the analytics stage (``stream.analytics.lines``)."""
         swipe = p.swipe
-        hkey = household_key(self._pseudonym_key, outcome.household_id)
-        occurred = swipe.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        month = self._month(p.contribution.month)[3]
-        sign = swipe.sign
-        codes = p.contribution.line_codes
-        campaign = p.contribution.campaign_id
-        eligible = not outcome.business
-        return [
-            {
-                "event_id": swipe.event_id,
-                "line_no": i,
-                "occurred_at": occurred,
-                "month": month,
-                "store_id": swipe.store_id,
-                "household_key": hkey,
-                "co_op": outcome.co_op,
-                "sku": line.sku,
-                "product_group": line.product_group,
-                "quantity": str(sign * line.quantity),
-                "amount_cents": sign * line.amount_cents,
-                "fuel_ml": sign * (line.fuel_ml or 0),
-                "payment_method": swipe.payment_method,
-                "bonus_eligible": int(eligible and code != NOT_ELIGIBLE),
-                "kind": swipe.kind,
-                "campaign_id": campaign if code == IN_CAMPAIGN else "",
-            }
-            for i, (line, code) in enumerate(zip(swipe.lines, codes, strict=True))
-        ]
+        hid = outcome.household_id
+        hkey = self._household_keys.get(hid)
+        if hkey is None:
+            if len(self._household_keys) > 100_000:
+                self._household_keys.clear()
+            hkey = self._household_keys[hid] = household_key(self._pseudonym_key, hid)
+        return swipe_item(
+            event_id=swipe.event_id,
+            occurred_at=self._utc_text(swipe.occurred_at),
+            month=self._month(p.contribution.month)[3],
+            store_id=swipe.store_id,
+            household_key=hkey,
+            co_op=outcome.co_op,
+            payment_method=swipe.payment_method,
+            kind=swipe.kind,
+            campaign_id=p.contribution.campaign_id,
+            business=outcome.business,
+            lines=list(swipe.lines),
+            codes=p.contribution.line_codes,
+        )
 
     async def _reject(self, record: Record, reason: str, detail: str, kind: str) -> None:
         metrics.DEAD_LETTERS.labels(source="swipes", reason=reason).inc()
@@ -256,3 +261,17 @@ def _micros(instant: datetime) -> int:
 def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def chunks_of_lines(items: list[list[Any]], lines: int) -> Iterable[list[list[Any]]]:
+    """Swipe items in messages of about ``lines`` purchase lines (a swipe is never split)."""
+    chunk: list[list[Any]] = []
+    count = 0
+    for item in items:
+        chunk.append(item)
+        count += len(item[10])
+        if count >= lines:
+            yield chunk
+            chunk, count = [], 0
+    if chunk:
+        yield chunk

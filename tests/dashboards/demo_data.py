@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from pydantic import SecretStr
 
 from models.bonus import Accumulator, BonusFigures, bonus_for, contribution
 from models.rules import Rules, load_rules
 from models.swipe import parse_swipe
+from stream.analytics.lines import message_rows
 from stream.audit import subject_key
 from stream.bonus.register import RegisterProcessor
 from stream.bonus.swipes import SwipeProcessor
@@ -117,7 +117,7 @@ def generate(
 
     asyncio.run(run())
     topic = settings.topic("purchase-lines")
-    rows = [row for t, _, value in publisher.sent if t == topic for row in orjson.loads(value)]
+    rows = [row for t, _, value in publisher.sent if t == topic for row in message_rows(value)]
     assert span > 0 and rows
 
     data = DemoData(rows=rows, redelivered=rows[: len(rows) // 10])

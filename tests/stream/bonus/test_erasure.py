@@ -19,6 +19,7 @@ from models.months import Month
 from models.register import parse_register
 from models.rules import load_rules
 from stream.analytics.erasure import rows_of
+from stream.analytics.lines import message_rows
 from stream.analytics.pseudonym import household_key
 from stream.analytics.segments import build_segments
 from stream.analytics.stage import LinesProcessor
@@ -211,7 +212,7 @@ def test_an_erasure_removes_the_household_from_every_store(
             result["ch_after"] = await asyncio.to_thread(ch_rows, clickhouse, hk)
             # Lines of the household still on their way (a swipe applied just before the
             # erasure) are dropped by the sink, never inserted.
-            late = [row for m in pub.lines for row in orjson.loads(m.value or b"[]")]
+            late = [row for m in pub.lines for row in message_rows(m.value or b"[]")]
             late = [row for row in late if row["household_key"] == hk]
             assert late
             result["late_lines"] = await lines.process([Record(b"late", orjson.dumps(late))])
