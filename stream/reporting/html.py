@@ -33,6 +33,7 @@ import matplotlib
 from markupsafe import Markup
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure as MplFigure
+from matplotlib.ticker import StrMethodFormatter
 
 PALETTE = ("#1f6f5c", "#e0a526", "#3b6fb6", "#c4513a", "#7a5aa6", "#5b8c2a", "#8c6d46")
 
@@ -148,6 +149,7 @@ def _style_axes(ax: Axes, unit: str, *, horizontal: bool = False) -> None:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.grid(axis="x" if horizontal else "y", color="#dddddd", linewidth=0.6)
+    (ax.xaxis if horizontal else ax.yaxis).set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     ax.set_axisbelow(True)
     if unit:
         (ax.set_xlabel if horizontal else ax.set_ylabel)(unit)
