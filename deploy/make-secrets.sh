@@ -27,6 +27,8 @@ make redis_api_url "redis://api:$(random)@redis:6379/0"
 make redis_segments_url "redis://segments:$(random)@redis:6379/0"
 make clickhouse_writer_url "clickhouse://loyalty:$(random)@clickhouse:9000/loyalty"
 make clickhouse_segments_url "clickhouse://segments:$(random)@clickhouse:9000/loyalty"
+make clickhouse_grafana_password "$(random)"
+make grafana_admin_password "$(random)"
 if [ ! -e "$DIR/api_clients" ]; then
   printf '# API clients: add them with `loyalty clients add NAME --scope ... --file %s`\n' \
     "$DIR/api_clients" > "$DIR/api_clients"

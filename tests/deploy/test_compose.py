@@ -506,15 +506,18 @@ def test_the_clickhouse_datasource_plugin_and_its_read_only_user(
     assert clickhouse["jsonData"]["host"] == "clickhouse"
     assert clickhouse["jsonData"]["port"] == 9000 and clickhouse["jsonData"]["protocol"] == "native"
     user = clickhouse["jsonData"]["username"]
-    password_var = clickhouse["secureJsonData"]["password"].lstrip("$").strip("{}")
-    assert grafana.get(password_var), f"grafana lacks {password_var}"
-    users_file = _host_path(services["clickhouse"], f"/etc/clickhouse-server/users.d/{user}.xml")
-    assert users_file is not None and users_file.is_file()
-    root = ET.parse(users_file).getroot()
+    # the password: a Docker secret both containers get; ClickHouse keeps only its SHA-256
+    secret = "clickhouse_grafana_password"
+    assert clickhouse["secureJsonData"]["password"] == f"$__file{{/run/secrets/{secret}}}"
+    assert secret in services["grafana"]["secrets"] and secret in services["clickhouse"]["secrets"]
+    assert "CLICKHOUSE_GRAFANA_PASSWORD" not in grafana
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
+    template = _host_path(services["clickhouse"], "/opt/loyalty/grafana.xml.template")
+    assert template is not None and template.is_file()
+    root = ET.parse(template).getroot()
     account = root.find(f"users/{user}")
     assert account is not None
-    assert account.find("password").get("from_env") == password_var  # type: ignore[union-attr]
-    assert password_var in _env(services["clickhouse"])
+    assert account.findtext("password_sha256_hex") == "@GRAFANA_SHA256@"
     profile = root.find(f"profiles/{account.findtext('profile')}")
     assert profile is not None and profile.findtext("readonly") in {"1", "2"}, "Grafana reads only"
     databases = [d.text for d in account.findall("allow_databases/database")]
@@ -601,7 +604,17 @@ def test_clickhouse_users_writer_segments_and_grafana_are_separate(
         "USERS_FILE": str(rendered),
         "PATH": "/usr/bin:/bin",
     }
+    grafana_rendered = tmp_path / "grafana.xml"
+    env |= {
+        "GRAFANA_TEMPLATE": str(REPO / "deploy" / "clickhouse" / "users.d" / "grafana.xml"),
+        "GRAFANA_FILE": str(grafana_rendered),
+    }
     subprocess.run(["bash", str(script)], env=env, check=False, capture_output=True)
+    grafana_password = (secrets_dir / "clickhouse_grafana_password").read_text().strip()
+    grafana_hash = (
+        ET.parse(grafana_rendered).getroot().findtext("users/grafana/password_sha256_hex")
+    )
+    assert grafana_hash == hashlib.sha256(grafana_password.encode()).hexdigest()
     root = ET.parse(rendered).getroot()
     users = root.find("users")
     assert users is not None
