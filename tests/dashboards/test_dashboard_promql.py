@@ -295,6 +295,7 @@ def evaluate(
                 if not pending:
                     break
             time.sleep(1)
+        run.prometheus = prometheus  # type: ignore[attr-defined]  # for the alert rules' test
         yield run
     finally:
         for proc in (prometheus, api, worker):
@@ -314,3 +315,32 @@ def test_expression_returns_a_series(evaluate: Evaluate, query: Query) -> None:
         labels = set(series.get("metric", {}))
         missing = query.legend_labels() - labels
         assert not missing, f"{query.name}: legend labels {missing} not in {series['metric']}"
+
+
+@pytest.mark.prometheus
+@pytest.mark.skipif(
+    PROMETHEUS is None, reason="prometheus is not installed (apt-get install prometheus)"
+)
+def test_the_alert_rules_evaluate_on_the_live_metrics(evaluate: Evaluate) -> None:
+    """Prometheus loaded deploy/prometheus/alerts.yml and evaluates every rule without error
+    on the real worker's and API's metrics; with both up and traffic flowing, the alerts that
+    only an outage raises stay quiet."""
+    prometheus: PrometheusProcess = evaluate.prometheus  # type: ignore[attr-defined]
+    wanted = {
+        rule["alert"]
+        for group in yaml.safe_load((PROMETHEUS_CONFIG.parent / "alerts.yml").read_text())["groups"]
+        for rule in group["rules"]
+    }
+    deadline = time.monotonic() + 20
+    while True:
+        rules = [r for g in prometheus.api("rules")["groups"] for r in g["rules"]]
+        evaluated = {r["name"] for r in rules if r.get("lastEvaluation", "").startswith("20")}
+        if evaluated >= wanted or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert {r["name"] for r in rules} == wanted
+    for rule in rules:
+        assert rule["health"] == "ok", f"{rule['name']}: {rule.get('lastError')}"
+        assert rule["name"] in evaluated, f"{rule['name']} was never evaluated"
+    firing = {r["name"] for r in rules if r["state"] != "inactive"}
+    assert not firing & {"LoyaltyWorkerDown", "LoyaltyNoWorker", "LoyaltyApiDown"}, firing
