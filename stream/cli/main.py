@@ -16,7 +16,7 @@ from stream.cli import payouts as payouts_cli
 from stream.cli import report as report_cli
 from stream.cli.support import Handler, load_rules_or_exit, load_settings
 from stream.errors import LoyaltyError, MissingExtra, check_port_free, map_exceptions
-from stream.settings import LOG_LEVELS, Settings
+from stream.settings import LOG_LEVELS, PLACEHOLDER_AUDIT_KEY, Settings
 
 EXIT_ERROR = 1
 SERVICES = frozenset({"worker", "api", "demo"})  # long-running: their logs stay as they are
@@ -47,6 +47,11 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     if args.no_auth:
         logging.getLogger(__name__).warning(
             "authentication is OFF (--no-auth): anyone who reaches the port reads every household"
+        )
+    elif settings.audit_key.get_secret_value() == PLACEHOLDER_AUDIT_KEY:
+        logging.getLogger(__name__).warning(
+            "LOYALTY_AUDIT_KEY is the placeholder: the audit trail's subject keys can be "
+            "recomputed by anyone who knows a household id; set a secret"
         )
     uvicorn.run(
         api,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -211,6 +212,28 @@ def test_unknown_and_erased_subjects_answer_the_same_404(
     )
     outcomes = [(r["outcome"]) for r in records(read_audit(base, 5))]
     assert outcomes == ["ok", "not_found", "not_found", "not_found", "not_found"]
+
+
+def test_erased_and_never_seen_take_the_same_time(
+    base: Settings, tokens: dict[str, str], api: TestClient, redis_server: RedisServer
+) -> None:
+    """Same path, same time class: an erased household cannot be told from an unknown one by
+    how long the 404 takes (medians of many requests, interleaved, within a small factor)."""
+    auth = bearer(tokens["checkout-app"])
+    r = redis.Redis.from_url(redis_server.url)
+    for key in r.scan_iter(match=f"{base.redis_prefix}*"):
+        if HOUSEHOLD.encode() in key:
+            r.delete(key)
+    r.close()
+    timings: dict[str, list[float]] = {"erased": [], "never": []}
+    for n in range(40):
+        for kind, household in (("erased", HOUSEHOLD), ("never", f"HX-never-{n}")):
+            started = time.perf_counter()
+            response = api.get(f"/v1/households/{household}/bonus?month={MONTH}", headers=auth)
+            timings[kind].append(time.perf_counter() - started)
+            assert response.status_code == 404
+    erased, never = (statistics.median(timings[k]) for k in ("erased", "never"))
+    assert max(erased, never) / min(erased, never) < 2.0, (erased, never)
 
 
 def test_rate_limit_per_client(base: Settings, tokens: dict[str, str]) -> None:
