@@ -316,6 +316,23 @@ def test_redis_down_means_503_json(kafka: TansuBroker, unique: str, tmp_path: Pa
     assert outcomes == [("bonus_read", "ok"), ("bonus_read", "error"), ("bonus_read", "error")]
 
 
+def test_an_unexpected_error_is_json_too(
+    base: Settings, tokens: dict[str, str], redis_server: RedisServer
+) -> None:
+    # corrupt data in Redis (a person list that is not JSON) makes the read itself fail
+    r = redis.Redis.from_url(redis_server.url)
+    r.hset(f"{base.redis_prefix}hh:HBAD", mapping={"co_op": "hok-elanto", "person_ids": "{nope"})
+    r.close()
+    with TestClient(create_api(base, RULES), raise_server_exceptions=False) as c:
+        response = c.get("/v1/households/HBAD/bonus", headers=bearer(tokens["checkout-app"]))
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "error": "internal_error",
+        "detail": "an unexpected error; it has been logged",
+    }
+
+
 def test_openapi_declares_bearer_scopes_and_every_error(api: TestClient) -> None:
     doc = api.get("/openapi.json").json()
     assert doc["components"]["securitySchemes"]["bearer"] == {
