@@ -30,6 +30,7 @@ from models.payout import PaidSoFar, plan_payout
 from models.rules import CoOpYear
 from models.swipe import MAX_QUANTITY
 from stream.audit import AuditLog
+from stream.cli.main import build_parser
 from stream.kafka.deadletters import dead_letter
 from tests.support import events
 from tests.support.schemas import EVENT_SCHEMAS, ROOT, SCHEMAS, errors, load, schema_for
@@ -537,3 +538,15 @@ def test_every_http_error_the_api_answers_is_in_the_contract() -> None:
         "add these (status, error) to the error table of docs/contract.md section 6"
     )
     assert documented - answered == set(), "docs/contract.md lists errors the API never answers"
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def test_every_command_is_in_the_contracts_command_table() -> None:
+    _, handlers = build_parser()
+    section = _section(CONTRACT.read_text(encoding="utf-8"), "## 8. Configuration and commands")
+    listed = set(re.findall(r"`([a-z][a-z-]*)[ `]", section))
+    assert {"worker", "close-month"} <= set(handlers)
+    missing = sorted(set(handlers) - listed)
+    assert missing == [], "add these commands to the table of docs/contract.md section 8"
