@@ -88,7 +88,7 @@ def _run(args: argparse.Namespace, settings: Settings, body: Callable[[ClickHous
     except (LoyaltyError, RulesError) as exc:
         if getattr(args, "debug", False):
             raise
-        _out(sys.stderr, f"error: {exc}")
+        _out(sys.stderr, f"loyalty {args.command}: error: {exc}")  # as every command prints
         return 1
 
 

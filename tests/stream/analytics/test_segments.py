@@ -500,7 +500,9 @@ def test_cli_reports_errors_in_one_line(
     settings = _settings(redis_server.url, redis_prefix, pseudonym_key, clickhouse.url)
     args, handlers = _parse(["segments", "export", "fuel", "--channel", "mail"])
     assert handlers[args.command](args, settings) == 1
-    assert capsys.readouterr().err.startswith("error: no segments have been built yet")
+    assert capsys.readouterr().err.startswith(
+        "loyalty segments: error: no segments have been built yet"
+    )
 
 
 def test_cli_help_mentions_the_worker() -> None:
