@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import csv
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,18 @@ def add_commands(sub: Any) -> dict[str, Handler]:
     }
 
 
+def _every(step: int, what: str) -> Callable[[int], None]:
+    """A progress callback printing ``N what`` each time N passes another ``step``."""
+    shown = [0]
+
+    def progress(n: int) -> None:
+        if n - shown[0] >= step or shown[0] == 0:
+            shown[0] = n
+            print(f"  {n} {what}", flush=True)
+
+    return progress
+
+
 def cmd_member_payments(args: argparse.Namespace, settings: Settings) -> int:
     rules = load_rules_or_exit(settings)
 
@@ -68,7 +81,7 @@ def cmd_member_payments(args: argparse.Namespace, settings: Settings) -> int:
                     store,
                     publisher,
                     args.year,
-                    progress=lambda n: print(f"  {n} households done", flush=True),
+                    progress=_every(10_000, "households done"),
                 )
         except MemberPaymentsError as exc:
             print(f"cannot make the member payments of {args.year}: {exc}", file=sys.stderr)
