@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from fractions import Fraction
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.bonus import Accumulator, contribution
 from models.rules import Tier, parse_rules
@@ -172,3 +176,75 @@ def test_a_changed_exclusion_priced_from_lines_under_each_rules() -> None:
     # now 32000 at 200 bp = 640; without tobacco 28000 at 150 bp = 420; the household moves down
     assert sim.changed == {"H1": (640, 420)}
     assert (sim.total.moved_up, sim.total.moved_down) == (0, 1)
+
+
+# -- properties over random household-months ---------------------------------------------------
+
+
+ACCUMULATORS = st.builds(
+    lambda regular, campaign, fuel_ml, benefit, fuel_cents: Accumulator(
+        purchases_cents=regular + campaign + fuel_cents,
+        regular_cents=regular,
+        campaign_cents={2: campaign} if campaign else {},
+        fuel_ml=fuel_ml,
+        fuel_cents=fuel_cents,
+        benefit_cents=benefit,
+    ),
+    st.integers(-5000, 150_000),
+    st.integers(0, 20_000),
+    st.integers(0, 200_000),
+    st.integers(0, 100_000),
+    st.integers(0, 30_000),
+)
+ITEMS_STRATEGY = st.lists(
+    st.tuples(ACCUMULATORS, st.booleans(), st.sampled_from(["hok-elanto", "other-co-op"])),
+    max_size=40,
+)
+
+
+def _items(drawn: list[tuple[Accumulator, bool, str]]) -> list[HouseholdMonth]:
+    return [
+        HouseholdMonth(f"H{n}", "2026-10", co, biz, acc) for n, (acc, biz, co) in enumerate(drawn)
+    ]
+
+
+def _half_up(value: Fraction) -> int:
+    return int((value + Fraction(1, 2)).__floor__())
+
+
+def _exact_total(acc: Accumulator, bp: int) -> int:
+    """The default rules' Bonus at tier rate ``bp``, with Fractions (no integer tricks)."""
+    weighted = acc.regular_cents + 2 * acc.campaign_cents.get(2, 0)
+    base = max(0, _half_up(Fraction(bp * weighted, 10_000)))
+    fuel = max(0, _half_up(Fraction(bp * acc.fuel_ml, 100_000)))
+    benefit = max(0, _half_up(Fraction(50 * acc.benefit_cents, 10_000)))
+    return base + fuel + benefit
+
+
+@settings(max_examples=150, deadline=None)
+@given(ITEMS_STRATEGY)
+def test_the_current_rules_against_themselves_change_nobody(
+    drawn: list[tuple[Accumulator, bool, str]],
+) -> None:
+    sim = simulate(_items(drawn), CURRENT, CURRENT)
+    assert sim.changed == {}
+    assert sim.total.difference_cents == 0
+    assert sim.moved_households == set()
+
+
+@settings(max_examples=150, deadline=None)
+@given(ITEMS_STRATEGY)
+def test_raising_one_tier_changes_exactly_its_households_by_the_fraction_exact_amount(
+    drawn: list[tuple[Accumulator, bool, str]],
+) -> None:
+    sim = simulate(_items(drawn), CURRENT, RAISED)
+    expected: dict[str, tuple[int, int]] = {}
+    for n, (acc, business, _co_op) in enumerate(drawn):
+        if business or not 30_000 <= acc.purchases_cents < 40_000:
+            continue  # not in the raised tier: must not change
+        before, after = _exact_total(acc, 200), _exact_total(acc, 250)
+        if before != after:
+            expected[f"H{n}"] = (before, after)
+    assert sim.changed == expected
+    assert sim.total.difference_cents == sum(b - a for a, b in expected.values())
+    assert sim.moved_households == set()

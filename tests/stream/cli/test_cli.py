@@ -43,6 +43,10 @@ def test_help_lists_every_command() -> None:
         "migrate",
         "segments",
         "retention",
+        "member-payments",
+        "tax-report",
+        "partner-settlement",
+        "simulate",
     ):
         assert command in handlers
         assert command in text
