@@ -133,7 +133,30 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 
     for module in (payouts_cli, analytics_cli, money_cli, access_cli, report_cli):
         handlers.update(module.add_commands(sub))
+    _global_flags_after_commands(parser)
     return parser, handlers
+
+
+def _global_flags_after_commands(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--debug`` and ``--log-level`` after a command too (``loyalty explain ... --debug``).
+
+    Hidden there (``loyalty --help`` lists them); SUPPRESS keeps a value given before the
+    command when none is given after it.
+    """
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in action.choices.values():
+            if "--debug" not in child._option_string_actions:
+                child.add_argument(
+                    "--debug",
+                    action="store_true",
+                    default=argparse.SUPPRESS,
+                    help=argparse.SUPPRESS,
+                )
+            if "--log-level" not in child._option_string_actions:
+                child.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+            _global_flags_after_commands(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

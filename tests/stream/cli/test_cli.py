@@ -362,3 +362,17 @@ def test_invalid_rules_are_one_line_for_any_command_and_debug_shows_where(tmp_pa
     debug = run("--debug", "explain", "H1", "2026-10", env={"LOYALTY_RULES": str(rules)})
     assert debug.returncode == 1
     assert "Traceback" in debug.stderr and "RulesError" in debug.stderr
+
+
+def test_debug_and_log_level_work_after_the_command_too(tmp_path: Path) -> None:
+    redis_down = {
+        "LOYALTY_REDIS_URL": f"redis://127.0.0.1:{dead_port()}/0",
+        "LOYALTY_CLICKHOUSE_URL": f"chdb://{tmp_path / 'chdb'}",
+    }
+    debug = run("explain", "H1", "2026-10", "--debug", env=redis_down)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    line = one_line_error(run("explain", "H1", "2026-10", "--log-level", "loud", env=redis_down))
+    assert "--log-level / LOYALTY_LOG_LEVEL" in line and "'loud'" in line
+    nested = run("segments", "export", "x", "--channel", "email", "--debug", env=redis_down)
+    assert nested.returncode == 1
+    assert "unrecognized arguments" not in nested.stderr and "Traceback" in nested.stderr
