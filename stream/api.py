@@ -43,6 +43,8 @@ from models.rules import Rules, load_rules
 from stream import metrics
 from stream.audit import AuditLog, AuditUnavailable
 from stream.auth import BONUS_READ, SCOPES, SUBJECT_READ, Client, Clients, RateLimiter
+from stream.bonus.insights import insights_body
+from stream.bonus.subject import SubjectNotFound, analytics_reader, subject_access
 from stream.errors import ApiError as ApiError  # noqa: PLC0414 (re-exported: its old home)
 from stream.errors import SettingsError
 from stream.settings import Settings
@@ -426,6 +428,71 @@ def create_api(
             await access.record(f"card:{card}", "not_found", detail)
             raise ApiError(404, "card_not_found", "no such card")  # never echo card numbers
         return JSONBody(await household_bonus(household_id, wanted, access, detail))
+
+    # -- register rights (contract sections 9 and 13) -------------------------------------
+
+    def valid_id(value: str, what: str) -> str:
+        if not _HOUSEHOLD_ID.match(value):
+            raise ApiError(
+                400, f"invalid_{what}_id", f"{what} id must be 1-64 of A-Z a-z 0-9 _ . -"
+            )
+        return value
+
+    async def subject_document(
+        access: Access, *, household_id: str | None = None, person_id: str | None = None
+    ) -> JSONBody:
+        subject = household_id or f"person:{person_id}"
+        try:
+            document = await subject_access(
+                holder["store"],
+                rules,
+                household_id=household_id,
+                person_id=person_id,
+                analytics=analytics_reader(settings),
+            )
+        except SubjectNotFound:
+            await access.record(subject, "not_found", "subject access")
+            raise ApiError(404, "not_found", "nothing is held on that subject") from None
+        await access.record(document["subject"].get("household_id") or subject, "ok", "data")
+        return JSONBody(document)
+
+    @app.get(
+        "/v1/households/{household_id}/data",
+        summary="Everything held on a household (right of access, subject-access/1)",
+        responses={**ERRORS, 400: BAD_INPUT, 404: _error_response("nothing held (or erased)")},
+    )
+    async def get_household_data(household_id: str, access: Access = SUBJECT_ACCESS) -> JSONBody:
+        return await subject_document(access, household_id=valid_id(household_id, "household"))
+
+    @app.get(
+        "/v1/persons/{person_id}/data",
+        summary="Everything held on a person and their household (subject-access/1)",
+        responses={**ERRORS, 400: BAD_INPUT, 404: _error_response("nothing held (or erased)")},
+    )
+    async def get_person_data(person_id: str, access: Access = SUBJECT_ACCESS) -> JSONBody:
+        return await subject_document(access, person_id=valid_id(person_id, "person"))
+
+    @app.get(
+        "/v1/households/{household_id}/insights",
+        summary="Member insights: months, tiers, distance to the next tier, product groups",
+        responses={**ERRORS, 400: BAD_INPUT, 404: _error_response("no such household")},
+    )
+    async def get_insights(
+        household_id: str,
+        months: int = Query(12, ge=1, le=24, description="how many months, running one last"),
+        access: Access = INSIGHTS_ACCESS,
+    ) -> JSONBody:
+        valid_id(household_id, "household")
+        current = Month.of(datetime.now(UTC), rules.timezone)
+        wanted = [current.minus(n) for n in range(months - 1, -1, -1)]
+        body = await insights_body(
+            holder["store"], rules, household_id, [str(m) for m in wanted], str(current)
+        )
+        if body is None:
+            await access.record(household_id, "not_found", f"insights months={months}")
+            raise ApiError(404, "household_not_found", f"no household {household_id!r}")
+        await access.record(household_id, "ok", f"insights months={months}")
+        return JSONBody(body)
 
     @app.get(
         "/healthz",

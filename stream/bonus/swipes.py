@@ -19,6 +19,7 @@ import redis.exceptions
 
 from models.bonus import Contribution, contribution
 from models.errors import InvalidEvent
+from models.insights import group_fields
 from models.months import Month, days_after, local_date
 from models.rules import Rules
 from models.swipe import SwipeLike, decode_swipe
@@ -205,7 +206,12 @@ class SwipeProcessor:
             "c": p.swipe.card,
             "m": month,
             "d": local_date(p.swipe.occurred_at, self.rules.timezone).isoformat(),
-            "i": p.contribution.delta.fields(),
+            "i": p.contribution.delta.fields()
+            | group_fields(  # member insights (contract section 13)
+                ((line.product_group, line.amount_cents) for line in p.swipe.lines),
+                p.contribution.line_codes,
+                p.swipe.sign,
+            ),
             "r": (p.record.value or b"").decode("utf-8", errors="replace"),
             "x": dedupe_until,
             "a": keep_until,

@@ -14,6 +14,7 @@ from stream.cli import analytics as analytics_cli
 from stream.cli import money as money_cli
 from stream.cli import payouts as payouts_cli
 from stream.cli import report as report_cli
+from stream.cli import rights as rights_cli
 from stream.cli.support import Handler, load_rules_or_exit, load_settings
 from stream.errors import LoyaltyError, MissingExtra, check_port_free, map_exceptions
 from stream.settings import LOG_LEVELS, PLACEHOLDER_AUDIT_KEY, Settings
@@ -131,7 +132,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     demo.add_argument("--households", type=int, default=200, help="simulated households")
     demo.add_argument("--seconds", type=float, default=0, help="stop after this long (0 = Ctrl-C)")
 
-    for module in (payouts_cli, analytics_cli, money_cli, access_cli, report_cli):
+    for module in (payouts_cli, analytics_cli, money_cli, access_cli, report_cli, rights_cli):
         handlers.update(module.add_commands(sub))
     _global_flags_after_commands(parser)
     return parser, handlers

@@ -514,3 +514,88 @@ class Store(PayoutStore):
 
     async def rights_run_done(self, now: float) -> None:
         await self.redis.set(self.keys.rights_last_run(), repr(now))
+
+    # -- right of access (contract section 9) ---------------------------------------------
+
+    async def person_record(self, person_id: str) -> dict[str, str]:
+        """The raw ``person:{P}`` hash ({} when there is none)."""
+        return (await self._hashes([self.keys.person(person_id)]))[0]
+
+    async def subject_records(self, household_id: str) -> dict[str, Any]:
+        """Everything Redis holds on a household, raw: its snapshot, cards and persons (by the
+        index and the snapshot's list), capital payments and ledger, the months it has
+        accumulators or payouts in, payout records, held swipes of its cards."""
+        keys = self.keys
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.household(household_id))
+            pipe.smembers(keys.household_cards(household_id))
+            pipe.smembers(keys.household_persons(household_id))
+            pipe.hgetall(keys.household_capital(household_id))
+            pipe.hgetall(keys.household_ledger(household_id))
+            hh, cards, persons, capital, ledger = await pipe.execute()
+        household = {_text(k): _text(v) for k, v in hh.items()}
+        person_ids = {_text(p) for p in persons}
+        person_ids.update(orjson.loads(household.get("person_ids") or "[]"))
+        months: set[str] = set()
+        for head in (keys.accumulator(household_id, ""), keys.paid(household_id, "")):
+            async for raw in self.redis.scan_iter(match=glob_escape(head) + "*", count=1000):
+                months.add(_text(raw)[len(head) :])
+        ordered = sorted(months)
+        card_list = sorted(_text(c) for c in cards)
+        person_list = sorted(person_ids)
+        card_records = await self._hashes([keys.card(c) for c in card_list])
+        person_records = await self._hashes([keys.person(p) for p in person_list])
+        paid = await self._hashes([keys.paid(household_id, m) for m in ordered])
+        payout_ids = [
+            f"{household_id}:{m}:{n}"
+            for m, p in zip(ordered, paid, strict=True)
+            for n in range(1, int(p.get("seq") or 0) + 1)
+        ]
+        bodies = await self.redis.mget([keys.payout(i) for i in payout_ids]) if payout_ids else []
+        held = await self.held_swipes(card_list)
+        return {
+            "household": household,
+            "cards": {
+                c: r
+                for c, r in zip(card_list, card_records, strict=True)
+                if r and r.get("household_id") == household_id
+            },
+            "persons": {
+                p: r
+                for p, r in zip(person_list, person_records, strict=True)
+                if r and r.get("household_id") in {household_id, ""}
+            },
+            "capital_payments": {_text(k): int(_text(v)) for k, v in capital.items()},
+            "ledger": {_text(k): int(_text(v)) for k, v in ledger.items()},
+            "months": ordered,
+            "payouts": [orjson.loads(b) for b in bodies if b is not None],
+            "held": {c: [orjson.loads(v) for v in s.values()] for c, s in held.items()},
+        }
+
+    # -- member insights (contract section 13) --------------------------------------------
+
+    async def insight_months(
+        self, household_id: str, months: list[str]
+    ) -> tuple[dict[str, str], list[dict[str, str]]]:
+        """The household's snapshot and each month's raw accumulator (with its by-group
+        fields), in one round trip."""
+        found = await self._hashes(
+            [self.keys.household(household_id)]
+            + [self.keys.accumulator(household_id, m) for m in months]
+        )
+        return found[0], found[1:]
+
+    async def household_bans(self, household_id: str) -> set[str]:
+        """Every ban of the household's current persons (listed or naming it)."""
+        keys = self.keys
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.household(household_id), "person_ids")
+            pipe.smembers(keys.household_persons(household_id))
+            listed, indexed = await pipe.execute()
+        persons = {_text(p) for p in indexed} | set(orjson.loads(_text(listed) or "[]"))
+        records = await self._hashes([keys.person(p) for p in sorted(persons)])
+        bans: set[str] = set()
+        for record in records:
+            if record and record.get("household_id") in {household_id, ""}:
+                bans.update(orjson.loads(record.get("bans") or "[]"))
+        return bans
