@@ -62,8 +62,15 @@ class Deployment:
         return consume(self.bootstrap, self.topic(topic), count, timeout=timeout)
 
     def accumulator(self, household_id: str, month: str) -> dict[str, int]:
+        """The bonus sums of a household-month (the by-group sums of the member insights,
+        ``g:<group>`` fields of the same hash, are in ``groups``)."""
         data = self.redis.hgetall(self.key("acc", household_id, month))
-        return {k.decode(): int(v) for k, v in data.items()}
+        return {k.decode(): int(v) for k, v in data.items() if not k.startswith(b"g:")}
+
+    def groups(self, household_id: str, month: str) -> dict[str, int]:
+        """The eligible purchases by product group of a household-month (member insights)."""
+        data = self.redis.hgetall(self.key("acc", household_id, month))
+        return {k.decode()[2:]: int(v) for k, v in data.items() if k.startswith(b"g:")}
 
 
 @pytest.fixture

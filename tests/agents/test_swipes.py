@@ -62,6 +62,7 @@ def test_a_swipe_becomes_a_balance_in_the_api(deployment: Deployment) -> None:
         "benefit_cents": 2347,
         "swipes": 1,
     }
+    assert deployment.groups("H100234", "2026-11") == {"dairy": 398, "fuel": 1949}
 
 
 def test_the_same_swipe_three_times_counts_once(deployment: Deployment) -> None:
