@@ -31,42 +31,46 @@ def cmd_subject_access(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> dict[str, Any] | None:
         store = Store.from_url(settings.redis_url, settings.redis_prefix)
         audit = AuditLog.from_settings(settings)
-        with connect(settings.clickhouse_url) as client:
+        try:
+            with connect(settings.clickhouse_url) as client:
 
-            async def analytics(household_id: str) -> Any:
-                return await asyncio.to_thread(
-                    clickhouse_part, client, household_key(key, household_id)
-                )
+                async def analytics(household_id: str) -> Any:
+                    return await asyncio.to_thread(
+                        clickhouse_part, client, household_key(key, household_id)
+                    )
 
-            try:
-                document = await subject_access(
-                    store,
-                    rules,
-                    household_id=args.household,
-                    person_id=args.person,
-                    analytics=analytics,
-                )
-            except SubjectNotFound:
-                subject = args.household or f"person:{args.person}"
-                await audit.record(
-                    action="subject_access",
-                    subject=subject,
-                    client=AUDIT_CLIENT,
-                    outcome="not_found",
-                    detail="subject-access command",
-                )
-                return None
-            finally:
-                await store.close()
+                return await answer(store, audit, analytics)
+        finally:
+            await store.close()
+            await audit.close()
+
+    async def answer(store: Store, audit: AuditLog, analytics: Any) -> dict[str, Any] | None:
+        subject = args.household or f"person:{args.person}"
+        try:
+            document = await subject_access(
+                store,
+                rules,
+                household_id=args.household,
+                person_id=args.person,
+                analytics=analytics,
+            )
+        except SubjectNotFound:
             await audit.record(
                 action="subject_access",
-                subject=document["subject"].get("household_id") or f"person:{args.person}",
+                subject=subject,
                 client=AUDIT_CLIENT,
-                outcome="ok",
+                outcome="not_found",
                 detail="subject-access command",
             )
-            await audit.close()
-            return document
+            return None
+        await audit.record(
+            action="subject_access",
+            subject=document["subject"].get("household_id") or subject,
+            client=AUDIT_CLIENT,
+            outcome="ok",
+            detail="subject-access command",
+        )
+        return document
 
     try:
         with map_exceptions(settings):

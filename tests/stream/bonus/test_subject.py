@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from fastapi.testclient import TestClient
 
 from models.months import Month
@@ -22,6 +24,7 @@ from stream.bonus.close import close_month
 from stream.bonus.register import RegisterProcessor, register_op
 from stream.bonus.subject import SubjectNotFound, clickhouse_part, subject_access
 from stream.bonus.swipes import SwipeProcessor
+from stream.cli.main import build_parser
 from stream.clickhouse.engine import ClickHouse
 from stream.clickhouse.migrate import migrate
 from stream.devstack.broker import TansuBroker
@@ -82,7 +85,12 @@ def settings_for(kafka: TansuBroker, redis_server: RedisServer, unique: str) -> 
 
 
 def test_a_subject_access_document_is_complete_and_holds_nobody_else(
-    kafka: TansuBroker, redis_server: RedisServer, unique: str, clickhouse: ClickHouse
+    kafka: TansuBroker,
+    redis_server: RedisServer,
+    unique: str,
+    clickhouse: ClickHouse,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = settings_for(kafka, redis_server, unique)
     key = settings.pseudonym_key.get_secret_value().encode()
@@ -189,6 +197,20 @@ def test_a_subject_access_document_is_complete_and_holds_nobody_else(
     assert r["api_person"].status_code == 200
     assert r["api_person"].json()["subject"] == {"person_id": "PS1", "household_id": "HS"}
     assert r["api_missing"].status_code == 404
+    if clickhouse.engine == "chdb":
+        return  # the command opens ClickHouse itself: with chdb, only in a process of its own
+    cli_settings = settings.model_copy(update={"clickhouse_url": clickhouse.url})
+    parser, handlers = build_parser()
+    out = tmp_path / "hs.json"
+    args = parser.parse_args(["subject-access", "--household", "HS", "--out", str(out)])
+    assert handlers["subject-access"](args, cli_settings) == 0
+    written = orjson.loads(out.read_bytes())
+    assert {k: v for k, v in written.items() if k != "generated_at"} == {
+        k: v for k, v in doc.items() if k != "generated_at"
+    }
+    args = parser.parse_args(["subject-access", "--person", "NOBODY"])
+    assert handlers["subject-access"](args, cli_settings) == 1
+    assert "nothing is held" in capsys.readouterr().err
 
 
 def test_member_insights(kafka: TansuBroker, redis_server: RedisServer, unique: str) -> None:
