@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from agents._batches import batch_agent
@@ -9,6 +10,7 @@ from agents._batches import batch_agent
 if TYPE_CHECKING:
     from stream.app import LoyaltyApp
 
+log = logging.getLogger(__name__)
 ROWS_PER_MESSAGE_GUESS = 250  # a message carries up to 1000 rows; most carry fewer
 
 
@@ -21,3 +23,12 @@ def register(app: LoyaltyApp) -> None:
         lambda: app.lines_processor().process,
         size=max(1, settings.analytics_batch_size // ROWS_PER_MESSAGE_GUESS),
     )
+
+    @app.task
+    async def analytics_start() -> None:
+        """Connect at start, not at the first purchase line: the migrations, and the Bonus
+        rules the dashboards read (``bonus_rules``), are there as soon as the worker runs."""
+        try:
+            await app.lines_processor().start()
+        except Exception:
+            log.exception("the analytics stage did not start; its first batch tries again")
