@@ -550,3 +550,12 @@ def test_every_command_is_in_the_contracts_command_table() -> None:
     assert {"worker", "close-month"} <= set(handlers)
     missing = sorted(set(handlers) - listed)
     assert missing == [], "add these commands to the table of docs/contract.md section 8"
+
+
+def test_every_route_of_the_api_is_in_the_contracts_route_table() -> None:
+    source = (ROOT / "stream" / "api.py").read_text(encoding="utf-8")
+    routes = set(re.findall(r'"(/v1/[^"?]+|/healthz|/metrics)"', source))
+    section = _section(CONTRACT.read_text(encoding="utf-8"), "## 6. HTTP API")
+    listed = set(re.findall(r"^\| `GET ([^ `?]+)", section, re.MULTILINE))
+    assert {"/v1/households/{household_id}/bonus", "/healthz"} <= routes
+    assert routes - listed == set(), "add these routes to the table of docs/contract.md section 6"

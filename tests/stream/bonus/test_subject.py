@@ -34,6 +34,7 @@ from stream.kafka.topics import Record
 from stream.settings import Settings
 from stream.store.store import Store
 from tests.support import events
+from tests.support.schemas import errors as schema_errors
 from tests.support.services import TeePublisher
 
 RULES = load_rules("stream/rules.default.toml")
@@ -197,6 +198,9 @@ def test_a_subject_access_document_is_complete_and_holds_nobody_else(
     assert r["api_person"].status_code == 200
     assert r["api_person"].json()["subject"] == {"person_id": "PS1", "household_id": "HS"}
     assert r["api_missing"].status_code == 404
+    # every document validates against schemas/subject-access-1.schema.json
+    for document in (doc, person_doc, data, r["api_person"].json()):
+        assert schema_errors("subject-access-1", document) == []
     if clickhouse.engine == "chdb":
         return  # the command opens ClickHouse itself: with chdb, only in a process of its own
     cli_settings = settings.model_copy(update={"clickhouse_url": clickhouse.url})
