@@ -70,8 +70,8 @@ chaos: $(STAMP) sysdeps ## the slow fault-injection campaigns (tests marked slow
 demo: $(STAMP) ## start the embedded stack, worker, API and a checkout simulator (Ctrl-C stops all)
 	$(BIN)/loyalty demo
 
-bench: $(STAMP) ## swipes per second through one worker on the embedded stack
-	$(BIN)/python bench/throughput.py
+bench: $(STAMP) ## the worker against a hand-written loop, 2 workers, latency (BENCH_ARGS=--long: 1M swipes)
+	$(BIN)/python bench/throughput.py $(BENCH_ARGS)
 
 docs: $(STAMP) ## regenerate docs/settings.md from stream/settings.py
 	$(BIN)/python -m stream.settings_doc docs/settings.md

@@ -27,12 +27,14 @@ def batch_agent(
     *,
     size: int,
     within: float | None = None,
+    in_flight: int = 1,
 ) -> None:
     """Deliver ``topic_name`` to ``make_handler()`` in batches of at most ``size`` records.
 
     The handler is a ``BatchHandler`` (``prepare`` then ``apply``: the next batch is prepared
     while this one waits on I/O) or a plain ``async process(records)``. ``within`` is accepted
     and ignored: a batch is what one fetch brought (so nothing waits to fill a batch).
+    ``in_flight``: handler calls that may run at once (``stream.kafka.batches.LaneSpec``).
     """
     del within
 
@@ -42,4 +44,4 @@ def batch_agent(
             return ProcessHandler(handler)
         return handler
 
-    app.batch_handler(topic_name, name, make, max_records=size)
+    app.batch_handler(topic_name, name, make, max_records=size, in_flight=in_flight)

@@ -17,4 +17,7 @@ def register(app: LoyaltyApp) -> None:
         "swipes",
         app.swipe_processor,
         size=app.settings.batch_size,
+        # Swipe batches commute: each swipe counts once per household-month whatever the order
+        # (one Lua step per batch), so two batches may wait on Redis at once.
+        in_flight=2,
     )

@@ -1,131 +1,381 @@
-"""Swipes per second through one worker on the embedded stack (Tansu, Valkey/Redis, chdb).
+"""The worker against a hand-written loop, on the same backlog, in the same run.
 
-Pre-loads N swipes onto the topic, starts one worker, and times from the worker being ready
-until every swipe is applied (read off the worker's own metrics). Repeats and prints medians.
-Usage: python bench/throughput.py [--swipes 20000] [--runs 3] [--batch-size 500]
+On one embedded stack (Tansu, Redis, chdb): the register is loaded and applied once, then a
+backlog of swipes is put on the topic. Each round drains that same backlog with
+
+- one ``loyalty worker`` process (ClickHouse lines included),
+- ``bench/handloop.py``: plain aiokafka + orjson + redis-py, the same Redis accumulation (the
+  worker's Lua script), no ClickHouse,
+- two ``loyalty worker`` processes in one group,
+
+each with its own consumer group and its own copy of the register in Redis, and prints
+swipes/s, the worker/loop ratio, and the worker's main-thread CPU microseconds per swipe (from
+``/proc``: the main thread's utime + stime). Then the p99 from a swipe's send to its effect
+being visible in Redis at a steady offered load (default 2,000 swipes/s), and the worker's
+RSS at start and end. Metrics are polled at most twice a second.
+
+Usage: python bench/throughput.py [--swipes 50000] [--rounds 3] [--long]
+(``--long``: one worker over 1,000,000 swipes, RSS at start and end.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
+import redis
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from models.months import Month
+from models.rules import load_rules
 from stream.devstack.processes import free_port
 from stream.devstack.services import WorkerProcess
 from stream.devstack.simulator import Simulator
 from stream.devstack.stack import EmbeddedStack
 from stream.kafka.publisher import KafkaPublisher
-from stream.kafka.topics import create_topics_async
+from stream.kafka.topics import bootstrap_servers, create_topics_async
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = ROOT / "stream" / "rules.default.toml"
+POLL = 0.5  # seconds between metric polls: at most twice a second
+TICK = os.sysconf("SC_CLK_TCK")
 
 
-def counter(metrics_port: int, name: str) -> int:
-    """Sum of all series of a counter on the worker's /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+def counter(url: str, name: str) -> int:
+    """Sum of all series of a counter on a worker's /metrics."""
+    with urllib.request.urlopen(url, timeout=5) as r:
         text = r.read().decode()
-    total = 0.0
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name + "{")
+        )
+    )
+
+
+def main_thread_cpu(pid: int) -> float:
+    """Seconds of CPU of the process's main thread (utime + stime)."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Bench:
+    stack: EmbeddedStack
+    args: argparse.Namespace
+    data: Path
+    prefix: str = "bench."
+    register_prefix: str = "benchreg:"
+    runs: int = 0
+    sim: Simulator | None = None
+
+    def env(self, group: str, redis_prefix: str, topics: str = "") -> dict[str, str]:
+        return {
+            **self.stack.environment(),
+            "LOYALTY_TOPIC_PREFIX": topics or self.prefix,
+            "LOYALTY_GROUP_ID": group,
+            "LOYALTY_REDIS_PREFIX": redis_prefix,
+            "LOYALTY_WORKER_WEB_PORT": "0",
+            "LOYALTY_BATCH_SIZE": str(self.args.batch_size),
+            "LOYALTY_LOG_LEVEL": "warn",
+            "LOYALTY_CLICKHOUSE_URL": f"chdb://{self.data}/chdb-{group}",
+        }
+
+    def fresh(self, what: str) -> tuple[str, str]:
+        """A new group id and a Redis prefix holding a copy of the applied register."""
+        self.runs += 1
+        group = f"{what}{self.runs}"
+        prefix = f"{group}:"
+        r = redis.Redis.from_url(self.stack.redis_url)
+        keys = list(r.scan_iter(self.register_prefix + "*", count=1000))
+        dumps = r.pipeline(transaction=False)
+        for key in keys:
+            dumps.dump(key)
+        pipe = r.pipeline(transaction=False)
+        for key, value in zip(keys, dumps.execute(), strict=True):
+            if value is not None:
+                pipe.restore(prefix + key.decode()[len(self.register_prefix) :], 0, value)
+        pipe.execute()
+        r.close()
+        return group, prefix
+
+    def workers(
+        self, count: int, group: str, redis_prefix: str, topics: str = ""
+    ) -> list[WorkerProcess]:
+        env = self.env(group, redis_prefix, topics)
+        procs = [WorkerProcess(self.data / f"{group}-w{n}", env, free_port()) for n in range(count)]
+        for proc in procs:
+            proc.start()
+        return procs
+
+    def drain_with_workers(self, count: int, swipes: int) -> tuple[float, float, float, float]:
+        """(swipes/s, main-thread CPU us per swipe, RSS MB at ready, RSS MB at the end)."""
+        group, redis_prefix = self.fresh(f"w{count}x")
+        procs = self.workers(count, group, redis_prefix)
+        try:
+            pids = [p.pid for p in procs if p.pid is not None]
+            spy = None
+            py_spy = Path(sys.executable).with_name("py-spy")
+            if self.args.profile and count == 1 and not py_spy.exists():
+                print(f"--profile needs py-spy: {py_spy.parent}/pip install py-spy")
+            elif self.args.profile and count == 1:
+                # py-spy (pip install py-spy), main thread and the others, idle frames left out
+                spy = subprocess.Popen(
+                    [
+                        str(py_spy),
+                        *("record", "--pid", str(pids[0]), "--format", "raw", "--rate", "200"),
+                        *("--output", self.args.profile, "--nonblocking"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            # Timed from the moment every process is ready, less what was done before it.
+            cpu0 = sum(main_thread_cpu(pid) for pid in pids)
+            rss0 = max(rss_mb(pid) for pid in pids)
+            started = time.perf_counter()
+            done0 = done = sum(counter(p.metrics_url, "loyalty_swipes_total") for p in procs)
+            deadline = started + 3600
+            while done < swipes and time.perf_counter() < deadline:
+                time.sleep(POLL)
+                done = sum(counter(p.metrics_url, "loyalty_swipes_total") for p in procs)
+            elapsed = time.perf_counter() - started
+            if self.args.verbose:
+                batches(procs[0].metrics_url)
+            cpu = sum(main_thread_cpu(pid) for pid in pids) - cpu0
+            rss1 = max(rss_mb(pid) for pid in pids)
+        finally:
+            if spy is not None:
+                spy.send_signal(2)
+                spy.wait(60)
+                top(self.args.profile)
+            for proc in procs:
+                proc.stop()
+        return (done - done0) / elapsed, cpu / max(done - done0, 1) * 1e6, rss0, rss1
+
+    def drain_with_loop(self, swipes: int) -> float:
+        group, redis_prefix = self.fresh("loop")
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "handloop.py"),
+                bootstrap_servers(self.stack.kafka_url),
+                f"{self.prefix}swipes",
+                group,
+                self.stack.redis_url,
+                redis_prefix,
+                str(RULES),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        r = redis.Redis.from_url(self.stack.redis_url)
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "ready"
+            started = time.perf_counter()
+            done0 = done = int(r.get(f"{redis_prefix}bench:swipes") or 0)
+            while done < swipes and time.perf_counter() < started + 3600:
+                time.sleep(POLL)
+                done = int(r.get(f"{redis_prefix}bench:swipes") or 0)
+            elapsed = time.perf_counter() - started
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            r.close()
+        return (done - done0) / elapsed
+
+    def latency(self, rate: int, seconds: float) -> tuple[float, float, int]:
+        """(p50, p99 in ms, samples) from send to visible in Redis at ``rate`` swipes/s."""
+        group, redis_prefix = self.fresh("lat")
+        topics = "benchlat."  # a topic of its own: no backlog in front of the measured swipes
+        asyncio.run(
+            create_topics_async(
+                self.stack.kafka.bootstrap, {f"{topics}swipes": self.args.partitions}
+            )
+        )
+        (proc,) = self.workers(1, group, redis_prefix, topics)
+        sim = self.sim
+        assert sim is not None
+        tz = load_rules(RULES).timezone
+        household_of = {c: h.household_id for h in sim.households for c in h.cards}
+        r = redis.Redis.from_url(self.stack.redis_url)
+        sent: dict[tuple[str, str], float] = {}
+        seen: list[float] = []
+
+        async def produce() -> None:
+            async with KafkaPublisher(self.stack.kafka_url) as pub:
+                start = time.perf_counter()
+                n = 0
+                while (now := time.perf_counter()) - start < seconds:
+                    due = int((now - start) * rate)
+                    while n < due:
+                        key, value = sim.swipe(datetime.now(UTC))
+                        n += 1
+                        await pub.send(f"{topics}swipes", key, value)
+                        if n % 10 == 0:
+                            body = orjson.loads(value)
+                            month = Month.of(datetime.fromisoformat(body["occurred_at"]), tz)
+                            seen_key = f"{redis_prefix}seen:{household_of[body['card']]}:{month}"
+                            sent[(seen_key, body["event_id"])] = time.perf_counter()
+                    await pub.flush()
+                    await asyncio.sleep(0.005)
+
+        async def watch(stop: asyncio.Event) -> None:
+            while not stop.is_set() or sent:
+                pending = list(sent)
+                if pending:
+                    pipe = r.pipeline(transaction=False)
+                    for key, event_id in pending:
+                        pipe.sismember(key, event_id)
+                    found = await asyncio.to_thread(pipe.execute)
+                    now = time.perf_counter()
+                    for item, hit in zip(pending, found, strict=True):
+                        if hit:
+                            seen.append(now - sent.pop(item))
+                await asyncio.sleep(0.02)
+                if stop.is_set() and time.perf_counter() > stop_at + 30:
+                    break
+
+        async def run() -> None:
+            nonlocal stop_at
+            stop = asyncio.Event()
+            watcher = asyncio.create_task(watch(stop))
+            await produce()
+            stop_at = time.perf_counter()
+            stop.set()
+            await watcher
+
+        stop_at = 0.0
+        try:
+            asyncio.run(run())
+        finally:
+            proc.stop()
+            r.close()
+        seen.sort()
+        if not seen:
+            return float("nan"), float("nan"), 0
+        p50 = seen[len(seen) // 2] * 1000
+        p99 = seen[min(len(seen) - 1, int(len(seen) * 0.99))] * 1000
+        return p50, p99, len(seen)
+
+
+def batches(url: str) -> None:
+    """Mean batch size and seconds per stage, from a worker's histograms."""
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
+    values: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith(name + "{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return int(total)
+        if (
+            line.startswith(("loyalty_batch_size_", "loyalty_batch_seconds_"))
+            and "_bucket" not in line
+        ):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    for stage in ("swipes", "register", "analytics"):
+        n = values.get(f'loyalty_batch_seconds_count{{stage="{stage}"}}', 0)
+        if n:
+            size = values.get(f'loyalty_batch_size_sum{{stage="{stage}"}}', 0) / n
+            seconds = values.get(f'loyalty_batch_seconds_sum{{stage="{stage}"}}', 0) / n
+            print(f"  {stage}: {n:.0f} batches, mean {size:.0f} records, {seconds * 1000:.0f} ms")
 
 
-def processed(metrics_port: int) -> int:
-    return counter(metrics_port, "loyalty_swipes_total")
+def top(raw_path: str, count: int = 25) -> None:
+    """The profile's top entries: share of samples by function (self) and by function (total)."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in Path(raw_path).read_text().splitlines():
+        stack, _, n_text = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(n_text)
+        frames = [
+            f.split(" (", 1)[0] + " " + f.rsplit("/", 1)[-1].rstrip(")") for f in stack.split(";")
+        ]
+        samples += n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + n
+    print(f"profile ({samples} samples, {raw_path}): top by own time")
+    for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:count]:
+        print(f"  {100 * n / samples:5.1f}%  {frame}")
+    print("top by total time")
+    for frame, n in sorted(total.items(), key=lambda kv: -kv[1])[:count]:
+        print(f"  {100 * n / samples:5.1f}%  {frame}")
 
 
-def register_applied(metrics_port: int) -> int:
-    return counter(metrics_port, "loyalty_register_events_total")
-
-
-async def load_register(stack: EmbeddedStack, prefix: str, sim: Simulator) -> int:
+async def load(stack: EmbeddedStack, topic: str, events: list[tuple[bytes, bytes]]) -> None:
     async with KafkaPublisher(stack.kafka_url, max_batch_size=1 << 20) as pub:
-        events = sim.register_events(datetime.now(UTC))
-        for key, value in events:
-            await pub.send(f"{prefix}register", key, value)
-    return len(events)
+        for n, (key, value) in enumerate(events):
+            await pub.send(topic, key, value)
+            if n % 20_000 == 0:
+                await pub.flush()
 
 
-async def load(stack: EmbeddedStack, prefix: str, sim: Simulator, swipes: int) -> float:
-    async with KafkaPublisher(stack.kafka_url, max_batch_size=1 << 20) as pub:
-        started = time.perf_counter()
-        now = datetime.now(UTC)
-        for _ in range(swipes):
-            key, value = sim.swipe(now)
-            await pub.send(f"{prefix}swipes", key, value)
-        await pub.flush()
-        return swipes / (time.perf_counter() - started)
-
-
-def one_run(stack: EmbeddedStack, run: int, args: argparse.Namespace, data: Path) -> float:
-    prefix = f"bench{run}."
+def setup(bench: Bench, swipes: int) -> int:
+    """Topics, the register applied under ``register_prefix``, ``swipes`` on the topic."""
+    stack, args = bench.stack, bench.args
     asyncio.run(
         create_topics_async(
             stack.kafka.bootstrap,
-            {
-                f"{prefix}{t}": 4
-                for t in ("swipes", "register", "dead-letters", "purchase-lines", "bonus-payouts")
-            },
+            {f"{bench.prefix}{t}": args.partitions for t in ("swipes", "register")},
         )
     )
-    sim = Simulator(households=args.households, seed=run)
-    registered = asyncio.run(load_register(stack, prefix, sim))
-    env = {
-        **stack.environment(),
-        "LOYALTY_TOPIC_PREFIX": prefix,
-        "LOYALTY_GROUP_ID": f"bench{run}",
-        "LOYALTY_REDIS_PREFIX": f"bench{run}:",
-        "LOYALTY_WORKER_WEB_PORT": "0",
-        "LOYALTY_BATCH_SIZE": str(args.batch_size),
-        "LOYALTY_LOG_LEVEL": "warn",
-        "LOYALTY_CLICKHOUSE_URL": f"chdb://{data}/chdb{run}",
-    }
-    # Phase 1: the register (so that the swipes measured are not held for unknown cards).
-    worker = WorkerProcess(data / f"run{run}-register", env, free_port()).start()
+    sim = bench.sim = Simulator(households=args.households, seed=1)
+    register = sim.register_events(datetime.now(UTC))
+    asyncio.run(load(stack, f"{bench.prefix}register", register))
+    env = bench.env("register", bench.register_prefix)
+    worker = WorkerProcess(bench.data / "register", env, free_port()).start()
     try:
-        deadline = time.perf_counter() + 300
-        while register_applied(worker.port) < registered and time.perf_counter() < deadline:
-            time.sleep(0.1)
+        while counter(worker.metrics_url, "loyalty_register_events_total") < len(register):
+            time.sleep(POLL)
     finally:
         worker.stop()
-    # Phase 2: swipes already waiting on the topic, one fresh worker, timed from ready to done.
-    rate = asyncio.run(load(stack, prefix, sim, args.swipes))
-    worker = WorkerProcess(data / f"run{run}", env, free_port())
-    worker.start()
-    try:
-        started = time.perf_counter()
-        deadline = started + 600
-        while (done := processed(worker.port)) < args.swipes and time.perf_counter() < deadline:
-            time.sleep(0.05)
-        elapsed = time.perf_counter() - started
-    finally:
-        worker.stop()
-    per_second = done / elapsed
-    print(
-        f"run {run}: {done} swipes in {elapsed:.2f} s = {per_second:,.0f} swipes/s "
-        f"(producer loaded them at {rate:,.0f}/s)",
-        flush=True,
-    )
-    return per_second
+    now = datetime.now(UTC)
+    backlog = [sim.swipe(now) for _ in range(swipes)]
+    lines = sum(len(orjson.loads(v)["lines"]) for _, v in backlog)
+    asyncio.run(load(stack, f"{bench.prefix}swipes", backlog))
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--swipes", type=int, default=20_000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--swipes", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--households", type=int, default=2_000)
+    parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--rate", type=int, default=2_000, help="offered swipes/s (latency)")
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--long", action="store_true", help="1,000,000 swipes, RSS check")
+    parser.add_argument("--skip", default="", help="comma list of: loop,two,latency")
+    parser.add_argument("--keep", default="", help="keep the stack and logs under this dir")
+    parser.add_argument("--verbose", action="store_true", help="batch sizes and times")
+    parser.add_argument("--profile", default="", help="py-spy raw output file (one worker)")
     args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -135,12 +385,59 @@ def main() -> None:
         platform.processor(),
     )
     print(f"machine: {os.cpu_count()} cores, {cpu}; Python {platform.python_version()}")
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedStack(Path(tmp) / "stack") as stack:
-        results = [one_run(stack, run, args, Path(tmp)) for run in range(1, args.runs + 1)]
-    print(
-        f"median: {statistics.median(results):,.0f} swipes/s through one worker "
-        f"({args.swipes} swipes per run, batch size {args.batch_size}, {args.runs} runs)"
-    )
+    if args.long:
+        args.swipes, args.rounds, skip = 1_000_000, 1, {"loop", "two", "latency"}
+    with (
+        contextlib.nullcontext(tempfile.mkdtemp(dir=args.keep))
+        if args.keep
+        else tempfile.TemporaryDirectory() as tmp,
+        EmbeddedStack(Path(tmp) / "stack") as stack,
+    ):
+        bench = Bench(stack, args, Path(tmp))
+        lines = setup(bench, args.swipes)
+        print(f"backlog: {args.swipes:,} swipes ({lines:,} lines), {args.partitions} partitions")
+        one: list[float] = []
+        cpu_us: list[float] = []
+        loop: list[float] = []
+        two: list[float] = []
+        two_cpu: list[float] = []
+        for n in range(1, args.rounds + 1):
+            rate, us, rss0, rss1 = bench.drain_with_workers(1, args.swipes)
+            one.append(rate)
+            cpu_us.append(us)
+            text = f"round {n}: worker {rate:,.0f}/s ({us:.0f} us main-thread CPU per swipe"
+            text += f", RSS {rss0:.0f} -> {rss1:.0f} MB)"
+            if "loop" not in skip:
+                loop.append(bench.drain_with_loop(args.swipes))
+                text += f"; hand loop {loop[-1]:,.0f}/s; ratio {rate / loop[-1]:.2f}"
+            if "two" not in skip:
+                rate2, us2, _, _ = bench.drain_with_workers(2, args.swipes)
+                two.append(rate2)
+                two_cpu.append(us2)
+                text += f"; 2 workers {rate2:,.0f}/s ({rate2 / rate:.2f}x, {us2:.0f} us/swipe)"
+            print(text, flush=True)
+        median = statistics.median
+        print(
+            f"median of {args.rounds}: 1 worker {median(one):,.0f} swipes/s, "
+            f"{median(cpu_us):.0f} us main-thread CPU per swipe"
+        )
+        if loop:
+            print(
+                f"median: hand loop {median(loop):,.0f} swipes/s; worker/loop "
+                f"{median([a / b for a, b in zip(one, loop, strict=True)]):.2f}"
+            )
+        if two:
+            print(
+                f"median: 2 workers {median(two):,.0f} swipes/s "
+                f"({median([a / b for a, b in zip(two, one, strict=True)]):.2f}x one), "
+                f"{median(two_cpu):.0f} us main-thread CPU per swipe"
+            )
+        if "latency" not in skip:
+            p50, p99, samples = bench.latency(args.rate, args.latency_seconds)
+            print(
+                f"latency at {args.rate:,} swipes/s offered, {args.latency_seconds:g} s: send to "
+                f"visible in Redis p50 {p50:.0f} ms, p99 {p99:.0f} ms ({samples} samples)"
+            )
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ class LoyaltyApp(faust.App):
         make: Callable[[], BatchHandler],
         *,
         max_records: int,
+        in_flight: int = 1,
     ) -> None:
         """Deliver ``topic_name`` in whole fetched batches to ``make()`` (made once, in the
         worker's loop); at most ``max_records`` per call. See ``stream.kafka.batches``."""
@@ -80,7 +81,9 @@ class LoyaltyApp(faust.App):
             internal=True,  # declared (created if missing) before the subscription, as agents do
         )
         self.topics.add(topic)
-        self.batch_lanes[topic_name] = LaneSpec(topic_name, name, make, max(1, max_records))
+        self.batch_lanes[topic_name] = LaneSpec(
+            topic_name, name, make, max(1, max_records), max(1, in_flight)
+        )
 
     @property
     def store(self) -> Store:

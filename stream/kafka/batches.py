@@ -7,9 +7,10 @@ keeps group membership, assignment, rebalances, timers, the web server and the o
 
 For each fetch, the drain loop groups the records of every topic with a registered handler (a
 *lane*), marks each message in flight (``track_message``) and queues it on its lane. A lane
-processes its batches strictly in order, one at a time: ``prepare`` (CPU: decode, validate)
-runs for batch N+1 while batch N waits in ``apply`` on Redis or the producer; the messages of a
-batch are acked only after its ``apply`` returned, in offset order, and only if the consumer
+processes its batches in order: ``prepare`` (CPU: decode, validate) runs for batch N+1 while
+batch N waits in ``apply`` on Redis or the producer (for a handler that allows it, several
+``apply`` calls overlap); the messages of a batch are acked only after its ``apply`` returned
+and every earlier batch's was acked, in offset order, and only if the consumer
 generation has not changed since the batch was fetched (so a rebalance never commits an
 unhandled message: the new owner replays it, idempotently). A handler that raises acks
 nothing and crashes the app, as the per-event agents did. Topics without a handler (Faust's
@@ -67,6 +68,9 @@ class LaneSpec:
     name: str
     make: Callable[[], BatchHandler]
     max_records: int  # per handler call; larger fetches are split, smaller ones joined
+    # ``apply`` calls running at once (acks still in order). More than 1 only for a handler
+    # whose batches may be applied in any order (idempotent, order-free effects).
+    in_flight: int = 1
 
 
 @dataclass(slots=True)
@@ -131,13 +135,13 @@ class _Lane:
         consumer = self.consumer
         app = consumer.app
         self.handler = handler = self.spec.make()
-        in_flight: tuple[_Batch, asyncio.Task[object]] | None = None
+        depth = self.spec.in_flight
+        in_flight: deque[tuple[_Batch, asyncio.Task[object]]] = deque()
         try:
             while True:
                 if not self.queue:
-                    if in_flight is not None:
-                        await self._finish(*in_flight)
-                        in_flight = None
+                    if in_flight:
+                        await self._finish(*in_flight.popleft())
                         continue
                     self.wakeup.clear()
                     await self.wakeup.wait()
@@ -149,16 +153,16 @@ class _Lane:
                     continue
                 records = [Record(m.key, m.value) for m in batch.messages]
                 prepared = handler.prepare(records)
-                if in_flight is not None:
-                    await self._finish(*in_flight)
-                in_flight = (batch, asyncio.ensure_future(handler.apply(prepared)))
+                while len(in_flight) >= depth:
+                    await self._finish(*in_flight.popleft())  # oldest first: acks in order
+                in_flight.append((batch, asyncio.ensure_future(handler.apply(prepared))))
         except asyncio.CancelledError:
-            if in_flight is not None:
-                in_flight[1].cancel()
+            for _, task in in_flight:
+                task.cancel()
             raise
         except Exception as exc:
-            if in_flight is not None:
-                in_flight[1].cancel()
+            for _, task in in_flight:
+                task.cancel()
             # Handlers route bad input themselves and retry transient faults; reaching here is
             # a bug. Unacked, the batch is not committed: crash and let a restart replay it.
             log.critical(
