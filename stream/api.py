@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import redis.exceptions
@@ -33,7 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -112,6 +112,42 @@ class BonusFigures(BaseModel):
     final: bool = Field(description="the month has been closed")
     paid_cents: int = Field(description="sum of the payouts emitted for the month so far")
     swipes: int
+
+
+class InsightMonth(BaseModel):
+    """One month of member insights (contract section 13)."""
+
+    month: str = Field(description="YYYY-MM")
+    purchases_cents: int
+    total_cents: int
+    tier_bp: int
+    to_next_tier_cents: int | None = Field(
+        None, description="the running month only; absent at the top tier"
+    )
+    by_group: dict[str, int] | None = Field(
+        None, description="eligible purchases by product group; absent with the ban"
+    )
+
+
+class Insights(BaseModel):
+    """Member insights: per month, the purchases, the Bonus and the tier (section 13)."""
+
+    household_id: str
+    co_op: str
+    months: list[InsightMonth]
+    product_data: Literal["banned"] | None = Field(
+        None, description="present when a person bans product_data_services"
+    )
+
+
+class SubjectAccess(BaseModel):
+    """A subject-access/1 document (section 9; its parts: schemas/subject-access-1.schema.json).
+    The contract fixes the kind and contents, not the field names inside the parts."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    schema_: Literal["subject-access/1"] = Field(alias="schema")
+    subject: dict[str, str]
 
 
 class Health(BaseModel):
@@ -459,6 +495,7 @@ def create_api(
     @app.get(
         "/v1/households/{household_id}/data",
         summary="Everything held on a household (right of access, subject-access/1)",
+        response_model=SubjectAccess,
         responses={**ERRORS, 400: BAD_INPUT, 404: _error_response("nothing held (or erased)")},
     )
     async def get_household_data(household_id: str, access: Access = SUBJECT_ACCESS) -> JSONBody:
@@ -467,6 +504,7 @@ def create_api(
     @app.get(
         "/v1/persons/{person_id}/data",
         summary="Everything held on a person and their household (subject-access/1)",
+        response_model=SubjectAccess,
         responses={**ERRORS, 400: BAD_INPUT, 404: _error_response("nothing held (or erased)")},
     )
     async def get_person_data(person_id: str, access: Access = SUBJECT_ACCESS) -> JSONBody:
@@ -475,6 +513,7 @@ def create_api(
     @app.get(
         "/v1/households/{household_id}/insights",
         summary="Member insights: months, tiers, distance to the next tier, product groups",
+        response_model=Insights,
         responses={**ERRORS, 400: BAD_INPUT, 404: _error_response("no such household")},
     )
     async def get_insights(

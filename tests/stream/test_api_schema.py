@@ -43,6 +43,12 @@ KNOWN: dict[str, list[tuple[dict[str, str], dict[str, str]]]] = {
         ({"household_id": "H1"}, {}),
         ({"household_id": "H-never"}, {"month": "2026-11"}),
     ],
+    "/v1/households/{household_id}/insights": [
+        ({"household_id": "H1"}, {"months": "3"}),
+        ({"household_id": "H-never"}, {}),
+    ],
+    "/v1/households/{household_id}/data": [({"household_id": "H1"}, {})],
+    "/v1/persons/{person_id}/data": [({"person_id": "P-H1"}, {}), ({"person_id": "P-no"}, {})],
     "/v1/cards/{card}/bonus": [
         ({"card": events.CARD}, {"month": "2026-11"}),
         ({"card": "6390000000000009"}, {}),
