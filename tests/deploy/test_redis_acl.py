@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from models.rules import load_rules
 from stream.api import create_api
+from stream.auth import add_client
 from stream.bonus.register import RegisterProcessor
 from stream.bonus.swipes import SwipeProcessor
 from stream.devstack.broker import TansuBroker
@@ -124,8 +125,12 @@ def seeded(urls: dict[str, str], kafka: TansuBroker) -> Settings:
     return settings
 
 
-def test_the_api_user_reads_what_the_api_reads(seeded: Settings, urls: dict[str, str]) -> None:
-    api_settings = seeded.model_copy(update={"redis_url": urls["api"]})
+def test_the_api_user_reads_what_the_api_reads(
+    seeded: Settings, urls: dict[str, str], tmp_path: Path
+) -> None:
+    clients = tmp_path / "clients.toml"
+    dpo = add_client(clients, "dpo", ["subject:read", "bonus:read"])
+    api_settings = seeded.model_copy(update={"redis_url": urls["api"], "api_clients": clients})
     with TestClient(create_api(api_settings, RULES)) as client:
         auth = {"Authorization": "Bearer acl-token"}
         household = client.get("/v1/households/H1/bonus?month=2026-11", headers=auth)
@@ -133,6 +138,13 @@ def test_the_api_user_reads_what_the_api_reads(seeded: Settings, urls: dict[str,
         card = client.get(f"/v1/cards/{CARD}/bonus?month=2026-11", headers=auth)
         assert card.json() == household.json()
         assert client.get("/healthz").json()["redis"] is True
+        # the right of access and the insights read more of the household, still read-only
+        full = {"Authorization": f"Bearer {dpo}"}
+        data = client.get("/v1/households/H1/data", headers=full)
+        assert data.status_code == 200, data.text
+        assert data.json()["schema"] == "subject-access/1"
+        insights = client.get("/v1/households/H1/insights?months=2", headers=full)
+        assert insights.status_code == 200, insights.text
 
 
 @pytest.mark.parametrize(
