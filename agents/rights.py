@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 ERASURE_INTERVAL = 15.0  # seconds: a quiet analytics topic still gets its erasures run
-RIGHTS_CHECK_INTERVAL = 30.0  # seconds: the run itself happens at start, then once a day
 
 
 def register(app: LoyaltyApp) -> None:
@@ -30,9 +29,11 @@ def register(app: LoyaltyApp) -> None:
         except Exception:
             log.exception("ClickHouse erasures failed; next round in %.0f s", ERASURE_INTERVAL)
 
-    @app.timer(interval=RIGHTS_CHECK_INTERVAL, on_leader=True, name="rights")
+    # Checked every LOYALTY_RIGHTS_CHECK_SECONDS: the run itself happens at start, then once
+    # every LOYALTY_RIGHTS_INTERVAL_SECONDS (a day).
+    @app.timer(interval=settings.rights_check_seconds, on_leader=True, name="rights")
     async def rights() -> None:
         try:
             await run_rights(settings, app.rules, app.store, app.lines_processor(), audit)
         except Exception:
-            log.exception("rights run failed; retrying in %.0f s", RIGHTS_CHECK_INTERVAL)
+            log.exception("rights run failed; retrying in %.0f s", settings.rights_check_seconds)

@@ -35,7 +35,8 @@ from models.register import ErasureRequest, parse_register
 from models.rules import load_rules
 from stream.analytics.erasure import delete_households, rows_of
 from stream.analytics.pseudonym import household_key
-from stream.analytics.sink import COLUMNS, PurchaseLineSink, row_to_tuple
+from stream.analytics.sink import COLUMNS, row_to_tuple
+from stream.analytics.stage import LinesProcessor
 from stream.bonus.insights import insights_body
 from stream.bonus.register import erasure_months, register_op
 from stream.bonus.subject import clickhouse_part, subject_access
@@ -139,7 +140,7 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-async def seed_redis(settings: Settings, per_month: int) -> tuple[Store, list[dict[str, Any]]]:
+async def seed_redis(settings: Settings, per_month: int) -> tuple[Store, list[Record]]:
     store = Store.from_url(settings.redis_url, settings.redis_prefix)
     register = [
         {
@@ -188,12 +189,7 @@ async def seed_redis(settings: Settings, per_month: int) -> tuple[Store, list[di
     for start in range(0, len(events), 500):
         chunk = events[start : start + 500]
         await processor.process([Record(CARD.encode(), orjson.dumps(e)) for e in chunk])
-    rows = [
-        r
-        for topic, v in publisher.sent
-        if topic.endswith("purchase-lines")
-        for r in orjson.loads(v)
-    ]
+    rows = [Record(b"lines", v) for topic, v in publisher.sent if topic.endswith("purchase-lines")]
     return store, rows
 
 
@@ -203,10 +199,9 @@ async def one_engine(
     store, rows = await seed_redis(settings, args.swipes_per_month)
     migrate(client)
     client.execute("TRUNCATE TABLE purchase_lines")
-    sink = PurchaseLineSink(client, 50_000, 1.0)
     for start in range(0, len(bg), 50_000):
         client.insert("purchase_lines", COLUMNS, bg[start : start + 50_000])
-    sink.write(rows)
+    await LinesProcessor(settings, Collect(), client=client).process(rows)
     hk = household_key(KEY, HOUSEHOLD)
 
     async def analytics(hid: str) -> Any:
@@ -236,7 +231,7 @@ async def one_engine(
     t_ch, _ = timed(lambda: delete_households(client, [hk]))
     after = rows_of(client, [hk])
     print(
-        f"{name}: {len(rows)} lines of the household among {len(bg)} others; "
+        f"{name}: {before} lines of the household among {len(bg)} others; "
         f"subject-access document {size:,} bytes ({len(document['months'])} months, "
         f"{len(document['purchase_lines'])} lines) built in {t_doc * 1000:.0f} ms; "
         f"erasure: Redis {t_redis * 1000:.1f} ms, ClickHouse {t_ch * 1000:.0f} ms "

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     rights_interval_seconds: float = Field(
         86400.0, gt=0, description="how often the worker runs retention and ended-customer erasure"
     )
+    rights_check_seconds: float = Field(
+        30.0, gt=0, description="how often the worker checks whether its rights run is due"
+    )
 
     @field_validator("log_level")
     @classmethod

@@ -35,7 +35,7 @@ from stream.clickhouse.connect import connect
 from stream.clickhouse.engine import ClickHouse
 from stream.clickhouse.migrate import migrate
 from stream.errors import LoyaltyError, map_exceptions
-from stream.settings import Settings
+from stream.settings import MAX_RETENTION_MONTHS, Settings
 from stream.store.store import Store
 
 _CHDB_NOTE = (
@@ -222,6 +222,14 @@ def cmd_segments_export(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_retention_run(args: argparse.Namespace, settings: Settings) -> int:
     def body(client: ClickHouse) -> int:
         months: int = args.months or settings.retention_months
+        longer = months > MAX_RETENTION_MONTHS and not settings.retention_allow_longer
+        if longer and not args.dry_run:  # a dry run deletes nothing: any period may be listed
+            _out(
+                sys.stderr,
+                f"error: --months {months} is over the register's {MAX_RETENTION_MONTHS} months: "
+                "set LOYALTY_RETENTION_ALLOW_LONGER=true to keep data longer",
+            )
+            return 1
         today = _today(settings)
         migrate(client)
         if not args.dry_run:  # contract section 10: recorded before the deletion

@@ -137,6 +137,12 @@ def test_cli_retention_run(
     assert "would drop keys of months before" in out and "1 acc" in out
     assert redis_client.exists(f"{redis_prefix}acc:H1:2024-09") == 1
 
+    # keeping data longer than the register promises is refused unless allowed
+    args = parser.parse_args(["retention", "run", "--months", "25"])
+    assert handlers[args.command](args, settings) == 1
+    assert "LOYALTY_RETENTION_ALLOW_LONGER" in capsys.readouterr().err
+    assert len(_months(months_of_data, "purchase_lines")) == 27
+
     args = parser.parse_args(["retention", "run", "--months", "1"])
     assert handlers[args.command](args, settings) == 0
     assert "dropped purchase_lines 2024-09" in capsys.readouterr().out
