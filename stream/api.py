@@ -194,13 +194,14 @@ _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="loyalty"'}
 _SUBJECT_PARAMS = (("household_id", ""), ("person_id", "person:"), ("card", "card:"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Access:
     """The authenticated client of a request, and its audit record to write."""
 
     client: Client
     action: str
     audit: AuditLog
+    recorded: bool = False
 
     async def record(self, subject: str | None, outcome: str, detail: str = "") -> None:
         """Append the audit record; raises ``AuditUnavailable`` (-> 503) if it cannot."""
@@ -211,6 +212,16 @@ class Access:
             outcome=outcome,
             detail=detail,
         )
+        self.recorded = True
+
+
+async def _record_failure(request: Request) -> None:
+    """A read that failed before its record (Redis down, a bug): outcome ``error`` in the
+    trail, if the trail can be written (the caller gets the error either way)."""
+    access = getattr(request.state, "access", None)
+    if isinstance(access, Access) and not access.recorded:
+        with contextlib.suppress(AuditUnavailable):
+            await access.record(_subject_of(request), "error", "the read failed")
 
 
 def _subject_of(request: Request) -> str | None:
@@ -253,6 +264,7 @@ def guard(scope: str, action: str) -> Any:
                 {"Retry-After": RateLimiter.retry_after(wait)},
             )
         granted = Access(client, action, state.audit)
+        request.state.access = granted  # for the error handlers (outcome "error")
         missing = [s for s in security_scopes.scopes if not client.allows(s)]
         if missing:
             metrics.API_REJECTED.labels(cause="forbidden").inc()
@@ -348,11 +360,13 @@ def create_api(
         return error(503, "audit_unavailable", "the access cannot be recorded now; try again")
 
     @app.exception_handler(redis.exceptions.RedisError)
-    async def _redis_error(_: Request, exc: redis.exceptions.RedisError) -> Response:
+    async def _redis_error(request: Request, exc: redis.exceptions.RedisError) -> Response:
+        await _record_failure(request)
         return error(503, "unavailable", "the data store is unavailable; try again")
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> Response:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        await _record_failure(request)
         return error(500, "internal_error", "an unexpected error; it has been logged")
 
     @app.exception_handler(StarletteHTTPException)
@@ -389,19 +403,10 @@ def create_api(
                 400, "invalid_month", f"month must be YYYY-MM, got {text[:20]!r}"
             ) from None
 
-    async def failed(access: Access, subject: str, detail: str) -> None:
-        """The read failed (Redis): say so in the trail, if the trail can be written."""
-        with contextlib.suppress(AuditUnavailable):
-            await access.record(subject, "error", detail)
-
     async def household_bonus(
         household_id: str, month: Month, access: Access, detail: str
     ) -> dict[str, Any]:
-        try:
-            state = await holder["store"].month_state(household_id, str(month))
-        except redis.exceptions.RedisError:
-            await failed(access, household_id, detail)
-            raise
+        state = await holder["store"].month_state(household_id, str(month))
         # An erased household has no snapshot and no accumulators: the same answer, by the
         # same path (one Redis read, one audit record), as an id never seen.
         if state.household is None and not state.accumulator.swipes:
@@ -455,11 +460,7 @@ def create_api(
             raise ApiError(400, "invalid_card", "a card number is 6-20 digits")
         wanted = month_of(month)
         detail = f"card month={wanted}"
-        try:
-            household_id = await holder["store"].card_household(card)
-        except redis.exceptions.RedisError:
-            await failed(access, f"card:{card}", detail)
-            raise
+        household_id = await holder["store"].card_household(card)
         if household_id is None:
             await access.record(f"card:{card}", "not_found", detail)
             raise ApiError(404, "card_not_found", "no such card")  # never echo card numbers

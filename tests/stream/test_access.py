@@ -349,6 +349,8 @@ def test_an_unexpected_error_is_json_too(
         "error": "internal_error",
         "detail": "an unexpected error; it has been logged",
     }
+    (record,) = records(read_audit(base, 1))
+    assert (record["client"], record["outcome"]) == ("checkout-app", "error")
 
 
 def test_openapi_declares_bearer_scopes_and_every_error(api: TestClient) -> None:
