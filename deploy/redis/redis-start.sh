@@ -28,4 +28,11 @@ sed -e '/^#/d' -e '/^[[:space:]]*$/d' \
     -e "s/@API_SHA256@/$(password_sha256 redis_api_url)/" \
     -e "s/@SEGMENTS_SHA256@/$(password_sha256 redis_segments_url)/" \
     "$ACL_TEMPLATE" > "$ACL_FILE"
+# the image's entrypoint starts the server as the redis user (it needs to read the file)
+if [ "$(id -u)" = 0 ] && id redis >/dev/null 2>&1; then
+  chown redis "$ACL_FILE"
+fi
+if command -v docker-entrypoint.sh >/dev/null 2>&1; then
+  exec docker-entrypoint.sh "$@" --aclfile "$ACL_FILE"
+fi
 exec "$@" --aclfile "$ACL_FILE"

@@ -349,7 +349,11 @@ def test_secrets_are_files_the_script_makes_and_git_ignores(
         assert spec["file"] == f"./deploy/secrets/{name}"
         made = secrets_dir / name
         assert made.is_file(), f"deploy/make-secrets.sh does not make {name}"
-        assert made.stat().st_mode & 0o077 == 0, f"{name} is readable by others"
+        # readable inside the containers (bind-mounted as they are, services run as their
+        # own users) and not writable there
+        assert made.stat().st_mode & 0o444 == 0o444 and not made.stat().st_mode & 0o022
+    # on the host, only the folder's owner gets to them
+    assert secrets_dir.stat().st_mode & 0o777 == 0o700
     assert "deploy/secrets/" in (REPO / ".gitignore").read_text().splitlines()
     before = {p.name: p.read_bytes() for p in secrets_dir.iterdir()}
     subprocess.run(["sh", str(REPO / "deploy" / "make-secrets.sh"), str(secrets_dir)], check=True)
