@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from jsonschema import Draft202012Validator
 
 from models.months import Month
 from models.register import parse_register
@@ -160,6 +161,9 @@ def test_a_subject_access_document_is_complete_and_holds_nobody_else(
     r = asyncio.run(scenario())
     doc = r["household"]
     text = orjson.dumps(doc).decode()
+    schema = orjson.loads(Path("schemas/subject-access-1.schema.json").read_bytes())
+    for document in (doc, r["person"]):
+        Draft202012Validator(schema).validate(document)
     assert doc["schema"] == "subject-access/1" and doc["subject"] == {"household_id": "HS"}
     assert "omitted" not in doc
     assert doc["household"]["person_ids"] == ["PS1", "PS2"]
