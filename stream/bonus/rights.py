@@ -125,6 +125,9 @@ async def run_rights(
     if not force and not await store.rights_run_due(stamp, settings.rights_interval_seconds):
         return None
     report = RightsReport()
+    indexed = await store.build_member_indexes()
+    if indexed:
+        log.info("indexed %d cards and persons of earlier registrations by household", indexed)
     report.ended_erased = await erase_ended(settings, store, moment, audit)
     report.clickhouse_erasures = await lines.run_erasures(now=stamp)
     report.redis_removed = await redis_retention(settings, rules, store, moment)

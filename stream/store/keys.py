@@ -45,6 +45,7 @@ key (after the prefix)                     type    content
 ``erasure:pending``, ``erasure:confirm``   zset    household_key -> epoch due (ClickHouse)
 ``erasure:request:{request_id}``           string  the erasure request was applied (expires)
 ``rights:last-run``                        string  epoch of the worker's last rights run
+``rights:indexed``                         string  the card and person indexes were built
 =========================================  ======  ==============================================
 
 Per-month keys (``acc``, ``seen``, ``paid``, ``payout`` and ``month:``) are what the Redis
@@ -168,6 +169,9 @@ class Keys:
 
     def rights_last_run(self) -> str:
         return self._key(RIGHTS, "last-run")
+
+    def rights_indexed(self) -> str:
+        return self._key(RIGHTS, "indexed")
 
     def households_pattern(self) -> str:
         """``SCAN MATCH`` pattern of the household records (and their sub-keys)."""

@@ -507,6 +507,35 @@ class Store(PayoutStore):
                 households[household_id] = list(orjson.loads(_text(listed) or "[]"))
         return product_data_banned_households(persons, households)
 
+    async def build_member_indexes(self) -> int:
+        """Once per Redis: the household index sets (``hh:{H}:cards``, ``hh:{H}:persons``)
+        of cards and persons registered before the register script kept them (an erasure
+        finds a household's cards and persons through them). Returns the entries added."""
+        if await self.redis.exists(self.keys.rights_indexed()):
+            return 0
+        added = 0
+        for head, index in (
+            (self.keys.card(""), self.keys.household_cards),
+            (self.keys.person(""), self.keys.household_persons),
+        ):
+            ids = [
+                _text(raw)[len(head) :]
+                async for raw in self.redis.scan_iter(match=glob_escape(head) + "*", count=1000)
+            ]
+            for start in range(0, len(ids), 1000):
+                chunk = ids[start : start + 1000]
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for entity in chunk:
+                        pipe.hget(head + entity, "household_id")
+                    owners = await pipe.execute()
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for entity, owner in zip(chunk, owners, strict=True):
+                        if owner:
+                            pipe.sadd(index(_text(owner)), entity)
+                    added += sum(int(n) for n in await pipe.execute())
+        await self.redis.set(self.keys.rights_indexed(), "1")
+        return added
+
     async def rights_run_due(self, now: float, interval: float) -> bool:
         """Whether the worker's rights run (retention, ended customers) is due."""
         last = await self.redis.get(self.keys.rights_last_run())

@@ -313,3 +313,30 @@ def test_a_newer_snapshot_after_an_erasure_is_a_new_relationship(
         {"applied": 1, "rejected": 0},
         {"swipes": 1},
     ]
+
+
+def test_cards_and_persons_registered_before_the_indexes_are_found_by_an_erasure(
+    redis_server: RedisServer, redis_client: redis.Redis, unique: str
+) -> None:
+    prefix = f"{unique}:"
+    # as an earlier version of the register script left them: no hh:{H}:cards / :persons
+    redis_client.hset(f"{prefix}hh:{GONE}", mapping={"co_op": "x", "person_ids": "[]"})
+    redis_client.hset(f"{prefix}card:{GONE_CARDS[0]}", mapping={"household_id": GONE})
+    redis_client.hset(f"{prefix}person:{GONE_PERSONS[0]}", mapping={"household_id": GONE})
+    redis_client.hset(f"{prefix}card:{KEPT_CARD}", mapping={"household_id": KEPT})
+
+    async def scenario() -> list[Any]:
+        store = Store.from_url(redis_server.url, prefix)
+        first = await store.build_member_indexes()
+        second = await store.build_member_indexes()
+        erased = await store.apply_register(
+            [register_op(parse_register(events.encode(ERASURE)), months=["2026-11"])]
+        )
+        await store.close()
+        return [first, second, erased]
+
+    assert asyncio.run(scenario()) == [3, 0, ["applied"]]
+    assert not redis_client.exists(
+        f"{prefix}hh:{GONE}", f"{prefix}card:{GONE_CARDS[0]}", f"{prefix}person:{GONE_PERSONS[0]}"
+    )
+    assert redis_client.exists(f"{prefix}card:{KEPT_CARD}")
