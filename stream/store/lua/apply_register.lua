@@ -9,7 +9,8 @@
 --    idx="cards"|"persons" (card and person snapshots), ent=card number or person id}
 --     last write wins by ts; an older or equal snapshot is ignored (stale), and so is one
 --     not newer than an erasure of its household (erased:{hk} holds the erasure's time).
---     Card and person snapshots keep the household's index sets (hh:{H}:cards, :persons).
+--     Card and person snapshots keep the household's index sets (hh:{H}:cards, :persons); a
+--     household snapshot newer than its erasure takes the household off erased:recent.
 --   {k="capital", hid=..., id=payment_id, amount=cents, year=YYYY (optional)}
 --     a ledger entry, applied once per payment id; with a year, also counted in that year's
 --     part of the ledger (capital_paid_cents:YYYY, for the interest on member capital).
@@ -106,6 +107,10 @@ for n, op in ipairs(ops) do
           redis.call('SREM', p .. 'hh:' .. previous .. ':' .. op.idx, op.ent)
         end
         redis.call('SADD', p .. 'hh:' .. op.hid .. ':' .. op.idx, op.ent)
+      elseif op.hk and op.hk ~= '' and redis.call('EXISTS', p .. 'erased:' .. op.hk) == 1 then
+        -- a household snapshot newer than its erasure: a new relationship, whose purchase
+        -- lines the analytics sink must store again
+        redis.call('ZREM', p .. 'erased:recent', op.hk)
       end
       out[n] = 'applied'
     else

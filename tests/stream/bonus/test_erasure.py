@@ -303,6 +303,9 @@ def test_a_newer_snapshot_after_an_erasure_is_a_new_relationship(
             ]
             state = await store.month_state(GONE, "2026-12")
             out.append({"swipes": state.accumulator.swipes})
+            # the analytics sink stores the new relationship's lines again
+            hk = household_key(key_of(settings), GONE)
+            out.append({"erased": len(await store.erased_among([hk]))})
         await store.close()
         return out
 
@@ -312,6 +315,7 @@ def test_a_newer_snapshot_after_an_erasure_is_a_new_relationship(
         {"applied": 2},
         {"applied": 1, "rejected": 0},
         {"swipes": 1},
+        {"erased": 0},
     ]
 
 
