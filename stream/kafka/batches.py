@@ -17,7 +17,8 @@ nothing and crashes the app, as the per-event agents did. Topics without a handl
 own) still go through Faust's per-event path.
 
 This leans on Faust internals (``_drain_messages``, ``_wait_next_records``, ``_to_message``,
-``_read_offset``, ``_add_gap``, ``on_buffer_full``/``on_buffer_drop``); faust-streaming is
+``_read_offset``, ``_add_gap``, ``on_buffer_full``/``on_buffer_drop``, the Monitor's
+``stream_inbound_time``); faust-streaming is
 pinned exactly and ``tests/stream/kafka/test_batches.py`` checks each of them.
 """
 
@@ -28,6 +29,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any, Protocol
 
 from faust.transport.consumer import ensure_TP
@@ -182,6 +184,13 @@ class _Lane:
             ack = consumer.ack
             for message in batch.messages:
                 ack(message)
+        # What Faust's stream would have told its Monitor per event; its livelock check
+        # (``verify_event_path``) reads it and would otherwise report the lane as stalled.
+        inbound = getattr(consumer.app.monitor, "stream_inbound_time", None)
+        if inbound is not None:
+            now = monotonic()
+            for tp in batch.tps:
+                inbound[tp] = now
 
 
 class BatchConsumer(faust_aiokafka.Consumer):

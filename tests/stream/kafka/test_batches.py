@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from faust.app import base as app_base
+from faust.sensors.monitor import Monitor
 from faust.transport import conductor, consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -60,6 +61,11 @@ FINGERPRINTS: dict[str, tuple[Callable[..., Any], str]] = {
     "App._on_partitions_revoked": (app_base.App._on_partitions_revoked, "d5c895bbe57dc73a"),
     "Conductor.acks_enabled_for": (conductor.Conductor.acks_enabled_for, "77ff8a731d3085ed"),
     "Conductor._update_indices": (conductor.Conductor._update_indices, "619b3247b96ac7d5"),
+    "Monitor.on_stream_event_in": (Monitor.on_stream_event_in, "df6d2e5f6397ce44"),
+    "aiokafka.AIOKafkaConsumerThread.verify_event_path": (
+        faust_aiokafka.AIOKafkaConsumerThread.verify_event_path,
+        "b983e7735f647cb3",
+    ),
 }
 
 
