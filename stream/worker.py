@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import faust
 from prometheus_client import start_http_server
@@ -91,3 +98,63 @@ def run_worker(settings: Settings, rules: Rules) -> int:
     worker = faust.Worker(app, loglevel=settings.log_level_number, quiet=True)
     worker.execute_from_commandline()  # returns only through SystemExit
     return 0
+
+
+def run_workers(settings: Settings, processes: int) -> int:
+    """``loyalty worker --processes N``: N worker processes in one consumer group on this host.
+
+    Process ``i`` (from 0) gets ``LOYALTY_WORKER_METRICS_PORT`` + i and, if Faust's web server
+    is on, ``LOYALTY_WORKER_WEB_PORT`` + i. SIGTERM and SIGINT are passed on; when one child
+    exits with an error the others are stopped and its exit code is returned.
+    """
+    children: list[subprocess.Popen[bytes]] = []
+    for index in range(processes):
+        env = {**os.environ, "LOYALTY_LOG_LEVEL": settings.log_level}
+        if settings.worker_metrics_port:
+            env["LOYALTY_WORKER_METRICS_PORT"] = str(settings.worker_metrics_port + index)
+        if settings.worker_web_port:
+            env["LOYALTY_WORKER_WEB_PORT"] = str(settings.worker_web_port + index)
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "stream.cli", "worker"],
+                env=env,
+                preexec_fn=_die_with_parent(),  # noqa: PLW1509 - prctl only, nothing else
+            )
+        )
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    failed = 0
+    while any(child.poll() is None for child in children):
+        for child in children:
+            code = child.poll()
+            if code not in (None, 0) and not failed:
+                failed = code
+                log.error("a worker process exited with %s; stopping the others", code)
+                forward(signal.SIGTERM, None)
+        time.sleep(0.2)
+    return failed or max(abs(child.returncode or 0) for child in children)
+
+
+def _die_with_parent() -> Any:
+    """A ``preexec_fn``: the kernel sends the child SIGTERM when this process dies, even by
+    SIGKILL (Linux; elsewhere None). Resolved here, so the child only calls ``prctl``."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec

@@ -27,9 +27,16 @@ EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.worker import run_worker
+    from stream.worker import run_worker, run_workers
 
-    return run_worker(settings, load_rules_or_exit(settings))
+    processes = getattr(args, "processes", 1)
+    if processes < 1:
+        print(f"loyalty worker: --processes must be 1 or more, got {processes}", file=sys.stderr)
+        return EXIT_USAGE
+    rules = load_rules_or_exit(settings)
+    if processes > 1:
+        return run_workers(settings, processes)
+    return run_worker(settings, rules)
 
 
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
@@ -114,7 +121,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         handlers[name] = handler
         return sub.add_parser(name, help=help_text, description=help_text)
 
-    add("worker", cmd_worker, "run the stream worker (consumes swipes and register events)")
+    worker = add(
+        "worker", cmd_worker, "run the stream worker (consumes swipes and register events)"
+    )
+    worker.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="worker processes in one consumer group on this host (metrics and web ports "
+        "LOYALTY_WORKER_METRICS_PORT + i, LOYALTY_WORKER_WEB_PORT + i; default 1)",
+    )
     api = add("api", cmd_api, "serve the HTTP API (/v1/..., /healthz, /metrics)")
     api.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     api.add_argument("--port", type=int, default=8080, help="port (default 8080)")
