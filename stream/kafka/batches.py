@@ -193,8 +193,26 @@ class _Lane:
                 inbound[tp] = now
 
 
+# How long the broker may hold a fetch waiting for data. Faust hard-codes 1500 ms; on Tansu
+# that long poll is what a swipe waits for before the worker sees it (measured at 2,000
+# swipes/s offered: p50 563 ms, p99 1,162 ms send-to-visible with 1500; 58 and 135 with 100).
+FETCH_MAX_WAIT_MS = 100
+
+
+class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread, with a short fetch wait (``FETCH_MAX_WAIT_MS``)."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by the consumer's start()
+        return consumer
+
+
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with a drain loop that hands whole batches to lanes."""
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def _lanes(self) -> dict[str, _Lane]:
         specs: dict[str, LaneSpec] = getattr(self.app, "batch_lanes", {})

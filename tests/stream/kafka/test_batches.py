@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from faust.app import base as app_base
 from faust.sensors.monitor import Monitor
 from faust.transport import conductor, consumer
@@ -29,7 +30,13 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from stream.kafka.batches import BatchConsumer, BatchTransport, gap_bounds
+from stream.kafka.batches import (
+    FETCH_MAX_WAIT_MS,
+    BatchConsumer,
+    BatchConsumerThread,
+    BatchTransport,
+    gap_bounds,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 PINNED = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
@@ -61,6 +68,14 @@ FINGERPRINTS: dict[str, tuple[Callable[..., Any], str]] = {
     "App._on_partitions_revoked": (app_base.App._on_partitions_revoked, "d5c895bbe57dc73a"),
     "Conductor.acks_enabled_for": (conductor.Conductor.acks_enabled_for, "77ff8a731d3085ed"),
     "Conductor._update_indices": (conductor.Conductor._update_indices, "619b3247b96ac7d5"),
+    "aiokafka.AIOKafkaConsumerThread._create_worker_consumer": (
+        faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer,
+        "c2701bfc3e6f6cad",
+    ),
+    "aiokafka.Consumer._new_consumer_thread": (
+        faust_aiokafka.Consumer._new_consumer_thread,
+        "0870ec53dea75083",
+    ),
     "Monitor.on_stream_event_in": (Monitor.on_stream_event_in, "df6d2e5f6397ce44"),
     "aiokafka.AIOKafkaConsumerThread.verify_event_path": (
         faust_aiokafka.AIOKafkaConsumerThread.verify_event_path,
@@ -107,6 +122,23 @@ def test_the_worker_uses_the_batch_consumer() -> None:
     }
     for name, expected in params.items():
         assert list(inspect.signature(getattr(BatchConsumer, name)).parameters) == expected, name
+
+
+def test_the_fetch_wait_reaches_the_aiokafka_consumer() -> None:
+    # BatchConsumerThread sets the attribute AIOKafkaConsumer.start() builds its fetcher from.
+    async def run() -> int:
+        consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9", fetch_max_wait_ms=7)
+        try:
+            return int(consumer._fetch_max_wait_ms)
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(run()) == 7
+    source = inspect.getsource(AIOKafkaConsumer.start)
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in source
+    assert BatchConsumer._new_consumer_thread is not faust_aiokafka.Consumer._new_consumer_thread
+    assert issubclass(BatchConsumerThread, faust_aiokafka.AIOKafkaConsumerThread)
+    assert FETCH_MAX_WAIT_MS < 1500
 
 
 def bare_consumer() -> Any:
