@@ -183,6 +183,9 @@ def register_op(
             "ended_at": event.ended_at.isoformat() if event.ended_at else "",
             "capital_required_cents": str(event.capital_required_cents),
             "payout_account": event.payout_account,
+            # the pseudonymous key of the household's ClickHouse rows: a reader without the
+            # pseudonym key (the API) finds its purchase lines by it (right of access)
+            "household_key": str(household_key(key, event.household_id)),
         }
     elif isinstance(event, CardSnapshot):
         entity = Keys.unprefixed_card(event.card)

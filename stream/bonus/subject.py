@@ -57,7 +57,7 @@ SEGMENT_COLUMNS = (
     "fuel",
 )
 #: the snapshot fields that are bookkeeping, not data on the subject
-_INTERNAL = frozenset({"updated_us"})
+_INTERNAL = frozenset({"updated_us", "household_key"})
 
 
 class SubjectNotFound(LookupError):
@@ -119,14 +119,16 @@ async def subject_access(
     *,
     household_id: str | None = None,
     person_id: str | None = None,
-    analytics: Callable[[str], Awaitable[Any]] | None = None,
+    analytics: Callable[[str, str | None], Awaitable[Any]] | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The document for ``household_id`` or ``person_id`` (exactly one).
 
-    ``analytics(household_id)`` is awaited for the ClickHouse part (``clickhouse_part``'s
-    shape); it may raise ``LookupError`` with the reason that part is omitted. Raises
-    ``SubjectNotFound`` when nothing is held on the subject.
+    ``analytics(household_id, stored_key)`` is awaited for the ClickHouse part
+    (``clickhouse_part``'s shape); ``stored_key`` is the household's pseudonymous key as the
+    register path stored it in Redis (None for a household stored before it did). It may
+    raise ``LookupError`` with the reason that part is omitted. Raises ``SubjectNotFound`` when
+    nothing is held on the subject.
     """
     if (household_id is None) == (person_id is None):
         raise ValueError("give exactly one of household_id and person_id")
@@ -213,7 +215,7 @@ async def subject_access(
     part: dict[str, Any] = {"purchase_lines": [], "segments": []}
     if analytics is not None:
         try:
-            part = await analytics(household_id)
+            part = await analytics(household_id, (hh_record or {}).get("household_key"))
         except LookupError as exc:
             omitted["purchase_lines"] = omitted["segments"] = str(exc)
     else:
@@ -224,29 +226,35 @@ async def subject_access(
     return document
 
 
-def analytics_reader(settings: Settings) -> Callable[[str], Awaitable[Any]] | None:
-    """How the API reads a household's ClickHouse part: from a ClickHouse server, with the
-    pseudonym key configured; otherwise a reader that says why that part is omitted."""
-    if settings.embedded_clickhouse:
-        reason = (
-            "the embedded ClickHouse (chdb) is open in the worker: use `loyalty subject-access` "
-            "with the worker stopped, or a ClickHouse server"
-        )
-    elif settings.pseudonym_key.get_secret_value() == PLACEHOLDER_PSEUDONYM_KEY:
-        reason = "this API process has no pseudonym key (LOYALTY_PSEUDONYM_KEY)"
-    else:
-        key = settings.pseudonym_key.get_secret_value().encode()
+def analytics_reader(settings: Settings) -> Callable[[str, str | None], Awaitable[Any]]:
+    """How the API reads a household's ClickHouse part: from a ClickHouse server (a read-only
+    user is enough), by the household's pseudonymous key as stored in Redis, so the API needs
+    no pseudonym key; with the key configured, households stored before the key was kept in
+    Redis are found too. Otherwise a reader that says why that part is omitted."""
+    configured = settings.pseudonym_key.get_secret_value()
+    key = None if configured == PLACEHOLDER_PSEUDONYM_KEY else configured.encode()
 
-        async def read(household_id: str) -> Any:
-            def run() -> Any:
-                with connect(settings.clickhouse_url) as client:
-                    return clickhouse_part(client, household_key(key, household_id))
+    async def read(household_id: str, stored_key: str | None) -> Any:
+        if settings.embedded_clickhouse:
+            raise LookupError(
+                "the embedded ClickHouse (chdb) is open in the worker: use `loyalty "
+                "subject-access` with the worker stopped, or give this process a ClickHouse "
+                "server URL (LOYALTY_CLICKHOUSE_URL; a read-only user is enough)"
+            )
+        if stored_key:
+            pseudonym = int(stored_key)
+        elif key is not None:
+            pseudonym = household_key(key, household_id)
+        else:
+            raise LookupError(
+                "the household's pseudonymous key is not in Redis (stored before it was kept "
+                "there) and this process has no pseudonym key (LOYALTY_PSEUDONYM_KEY)"
+            )
 
-            return await asyncio.to_thread(run)
+        def run() -> Any:
+            with connect(settings.clickhouse_url) as client:
+                return clickhouse_part(client, pseudonym)
 
-        return read
+        return await asyncio.to_thread(run)
 
-    async def omitted(household_id: str) -> Any:
-        raise LookupError(reason)
-
-    return omitted
+    return read

@@ -103,6 +103,7 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_pseudonym(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
+    from stream.analytics.pseudonym import household_key
     from stream.analytics.rotation import mapping, rotate, unmapped_keys
     from stream.clickhouse.connect import connect
     from stream.clickhouse.migrate import migrate
@@ -135,12 +136,21 @@ def cmd_pseudonym(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await store.close()
 
+    async def store_new_keys(ids: list[str]) -> int:
+        store = Store.from_url(settings.redis_url, settings.redis_prefix)
+        try:
+            return await store.set_household_keys({h: household_key(new, h) for h in ids})
+        finally:
+            await store.close()
+
     ids = asyncio.run(household_ids())
     keys = mapping(ids, old, new)
     with connect(settings.clickhouse_url) as client:
         migrate(client)
         done = rotate(client, keys, new)
         left = unmapped_keys(client, list(keys.values()))
+    # the households' own record of their key (the API reads lines by it) follows ClickHouse
+    asyncio.run(store_new_keys(ids))
     print(f"re-keyed {done.households} household(s) in {done.chunks} step(s)")
     if left:
         print(f"warning: {left} household_key(s) in purchase_lines belong to no known household")

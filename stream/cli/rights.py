@@ -34,7 +34,7 @@ def cmd_subject_access(args: argparse.Namespace, settings: Settings) -> int:
         try:
             with connect(settings.clickhouse_url) as client:
 
-                async def analytics(household_id: str) -> Any:
+                async def analytics(household_id: str, _stored_key: str | None) -> Any:
                     return await asyncio.to_thread(
                         clickhouse_part, client, household_key(key, household_id)
                     )

@@ -133,6 +133,9 @@ class Store(PayoutStore):
             (_LUA / "record_member_payment.lua").read_text()
         )
         self._read_many = client.register_script((_LUA / "read_many.lua").read_text())
+        self._set_household_key = client.register_script(
+            (_LUA / "set_household_key.lua").read_text()
+        )
 
     @classmethod
     def from_url(cls, url: str, prefix: str) -> Store:
@@ -263,6 +266,22 @@ class Store(PayoutStore):
                 batch = []
         if batch:
             yield batch
+
+    async def set_household_keys(self, keys: dict[str, int], chunk: int = 1000) -> int:
+        """Store each household's new pseudonymous key (``household_key``, the key of its
+        ClickHouse rows) after a pseudonym key rotation; households not held are skipped.
+        Returns how many snapshots were updated."""
+        items = sorted(keys.items())
+        updated = 0
+        for start in range(0, len(items), chunk):
+            part = items[start : start + chunk]
+            updated += int(
+                await self._set_household_key(
+                    keys=[self.keys.household(h) for h, _ in part],
+                    args=[str(k) for _, k in part],
+                )
+            )
+        return updated
 
     async def households(self, household_ids: list[str]) -> list[Household | None]:
         """Snapshots of many households in one round trip (None where there is none)."""

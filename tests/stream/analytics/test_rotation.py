@@ -134,6 +134,9 @@ def test_the_command_rotates_the_households_redis_knows(
         monkeypatch.setenv(f"LOYALTY_{name}", value)
     assert cli_main(["pseudonym", "rotate", "--new-key-file", str(new_key)]) == 0
     assert "re-keyed 12 household(s)" in capsys.readouterr().out
+    for household in HOUSEHOLDS:  # the key the API reads lines by follows the rotation
+        stored = redis_client.hget(keys.household(household), "household_key")
+        assert stored == str(household_key(NEW_KEY, household)).encode()
     with connect(url) as client:
         assert _view(client, NEW_KEY) == before
         with pytest.raises(KeyMismatch):

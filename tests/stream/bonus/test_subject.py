@@ -12,6 +12,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
+from pydantic import SecretStr
 
 from models.months import Month
 from models.register import parse_register
@@ -32,7 +33,7 @@ from stream.devstack.broker import TansuBroker
 from stream.devstack.redis_server import RedisServer
 from stream.kafka.publisher import KafkaPublisher
 from stream.kafka.topics import Record
-from stream.settings import Settings
+from stream.settings import PLACEHOLDER_PSEUDONYM_KEY, Settings
 from stream.store.store import Store
 from tests.support import events
 from tests.support.schemas import errors as schema_errors
@@ -135,7 +136,8 @@ def test_a_subject_access_document_is_complete_and_holds_nobody_else(
             await lines.process(pub.lines)
             await asyncio.to_thread(build_segments, clickhouse, date(2026, 11, 1), 3)
 
-            async def analytics(hid: str) -> Any:
+            async def analytics(hid: str, stored_key: str | None) -> Any:
+                assert stored_key == str(household_key(key, hid))  # kept by the register path
                 return await asyncio.to_thread(clickhouse_part, clickhouse, household_key(key, hid))
 
             out["household"] = await subject_access(
@@ -155,6 +157,16 @@ def test_a_subject_access_document_is_complete_and_holds_nobody_else(
             out["api_data"] = api.get("/v1/households/HS/data")
             out["api_person"] = api.get("/v1/persons/PS1/data")
             out["api_missing"] = api.get("/v1/persons/NOBODY/data")
+        # An API as production deploys it: no pseudonym key, a ClickHouse URL (read-only is
+        # enough); it finds the lines by the key the register path stored in Redis.
+        keyless = settings.model_copy(
+            update={
+                "pseudonym_key": SecretStr(PLACEHOLDER_PSEUDONYM_KEY),
+                "clickhouse_url": clickhouse.url,
+            }
+        )
+        with TestClient(create_api(keyless, RULES, clients=Clients.disabled())) as api:
+            out["api_keyless"] = api.get("/v1/households/HS/data")
         await store.close()
         return out
 
@@ -205,6 +217,13 @@ def test_a_subject_access_document_is_complete_and_holds_nobody_else(
     # every document validates against schemas/subject-access-1.schema.json
     for document in (doc, person_doc, data, r["api_person"].json()):
         assert schema_errors("subject-access-1", document) == []
+    keyless = r["api_keyless"].json()
+    if clickhouse.engine == "chdb":
+        assert set(keyless["omitted"]) == {"purchase_lines", "segments"}  # open in this process
+    else:
+        assert "omitted" not in keyless
+        assert keyless["purchase_lines"] == doc["purchase_lines"]
+        assert keyless["segments"] == doc["segments"]
     if clickhouse.engine == "chdb":
         return  # the command opens ClickHouse itself: with chdb, only in a process of its own
     cli_settings = settings.model_copy(update={"clickhouse_url": clickhouse.url})

@@ -99,3 +99,23 @@ def test_register_snapshots_are_last_write_wins_and_capital_payments_count_once(
     assert state.household.capital_required_cents == 10000  # type: ignore[attr-defined]
     assert state.capital_paid_cents == 2500  # type: ignore[attr-defined]
     assert state.capital_remaining_cents == 7500  # type: ignore[attr-defined]
+
+
+def test_household_keys_are_set_only_where_the_household_is_held(settings: Settings) -> None:
+    async def scenario() -> tuple[int, list[bytes | None], int]:
+        store = Store.from_url(settings.redis_url, settings.redis_prefix)
+        try:
+            await store.redis.hset(store.keys.household("HELD"), mapping={"co_op": "x"})
+            updated = await store.set_household_keys({"HELD": 11, "GONE": 22})
+            stored = [
+                await store.redis.hget(store.keys.household(h), "household_key")
+                for h in ("HELD", "GONE")
+            ]
+            return updated, stored, await store.redis.exists(store.keys.household("GONE"))
+        finally:
+            await store.close()
+
+    updated, stored, gone_exists = asyncio.run(scenario())
+    assert updated == 1
+    assert stored == [b"11", None]
+    assert gone_exists == 0  # an erased (or never held) household is not recreated
