@@ -44,7 +44,7 @@ from stream import metrics
 from stream.audit import AuditLog, AuditUnavailable
 from stream.auth import BONUS_READ, SCOPES, SUBJECT_READ, Client, Clients, RateLimiter
 from stream.bonus.insights import insights_body
-from stream.bonus.subject import SubjectNotFound, analytics_reader, subject_access
+from stream.bonus.subject import SubjectNotFound, analytics_reader, month_figures, subject_access
 from stream.errors import ApiError as ApiError  # noqa: PLC0414 (re-exported: its old home)
 from stream.errors import SettingsError
 from stream.settings import Settings
@@ -287,20 +287,7 @@ def bonus_body(household_id: str, month: Month, state: MonthState, rules: Rules)
     hh = state.household
     co_op = hh.co_op if hh else ""
     figures = bonus_for(state.accumulator, rules, co_op, business=bool(hh and hh.business))
-    return {
-        "household_id": household_id,
-        "month": str(month),
-        "co_op": co_op,
-        "purchases_cents": figures.purchases_cents,
-        "tier_bp": figures.tier_bp,
-        "base_bonus_cents": figures.base_bonus_cents,
-        "fuel_bonus_cents": figures.fuel_bonus_cents,
-        "payment_benefit_cents": figures.payment_benefit_cents,
-        "total_cents": figures.total_cents,
-        "final": state.closed,
-        "paid_cents": state.paid.total_cents,
-        "swipes": state.accumulator.swipes,
-    }
+    return {"household_id": household_id, **month_figures(str(month), co_op, state, figures)}
 
 
 def create_api(

@@ -18,44 +18,22 @@ from typing import Any
 
 import orjson
 
-from models.bonus import bonus_for
+from models.bonus import BonusFigures, bonus_for
 from models.rules import Rules
 from stream.analytics.pseudonym import household_key
+from stream.analytics.segments import SEGMENT_COLUMNS as SEGMENT_TABLE_COLUMNS
+from stream.analytics.segments import SEGMENTS_TABLE
+from stream.analytics.sink import COLUMNS as LINE_TABLE_COLUMNS
+from stream.analytics.sink import TABLE as LINES_TABLE
 from stream.clickhouse.connect import connect
 from stream.clickhouse.engine import ClickHouse
 from stream.settings import PLACEHOLDER_PSEUDONYM_KEY, Settings
-from stream.store.store import Store, household_from_hash
+from stream.store.store import MonthState, Store, household_from_hash
 
 SCHEMA = "subject-access/1"
-LINE_COLUMNS = (
-    "event_id",
-    "line_no",
-    "occurred_at",
-    "month",
-    "store_id",
-    "co_op",
-    "sku",
-    "product_group",
-    "quantity",
-    "amount_cents",
-    "fuel_ml",
-    "payment_method",
-    "bonus_eligible",
-    "kind",
-    "campaign_id",
-)
-SEGMENT_COLUMNS = (
-    "build_month",
-    "months",
-    "segment",
-    "spend_cents",
-    "visit_days",
-    "recency_days",
-    "top_group",
-    "top_group_share_bp",
-    "campaign_share_bp",
-    "fuel",
-)
+#: what a subject sees of its rows: every column but the pseudonym (section 9)
+LINE_COLUMNS = tuple(c for c in LINE_TABLE_COLUMNS if c != "household_key")
+SEGMENT_COLUMNS = tuple(c for c in SEGMENT_TABLE_COLUMNS if c != "household_key")
 #: the snapshot fields that are bookkeeping, not data on the subject
 _INTERNAL = frozenset({"updated_us", "household_key"})
 
@@ -72,6 +50,25 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     return value
+
+
+def month_figures(
+    month: str, co_op: str, state: MonthState, figures: BonusFigures
+) -> dict[str, Any]:
+    """A household-month's figures as they stand now (contract section 6, without the id)."""
+    return {
+        "month": month,
+        "co_op": co_op,
+        "purchases_cents": figures.purchases_cents,
+        "tier_bp": figures.tier_bp,
+        "base_bonus_cents": figures.base_bonus_cents,
+        "fuel_bonus_cents": figures.fuel_bonus_cents,
+        "payment_benefit_cents": figures.payment_benefit_cents,
+        "total_cents": figures.total_cents,
+        "final": state.closed,
+        "paid_cents": state.paid.total_cents,
+        "swipes": state.accumulator.swipes,
+    }
 
 
 def _snapshot(record: dict[str, str]) -> dict[str, Any]:
@@ -93,12 +90,12 @@ def _snapshot(record: dict[str, str]) -> dict[str, Any]:
 def clickhouse_part(client: ClickHouse, household_key: int) -> dict[str, list[dict[str, Any]]]:
     """The household's purchase lines (every column but ``household_key``) and segments."""
     lines = client.query(
-        f"SELECT {', '.join(LINE_COLUMNS)} FROM purchase_lines FINAL "  # noqa: S608
+        f"SELECT {', '.join(LINE_COLUMNS)} FROM {LINES_TABLE} FINAL "  # noqa: S608
         "WHERE household_key = {k:UInt64} ORDER BY occurred_at, event_id, line_no",
         {"k": household_key},
     )
     segments = client.query(
-        f"SELECT {', '.join(SEGMENT_COLUMNS)} FROM household_segments "  # noqa: S608
+        f"SELECT {', '.join(SEGMENT_COLUMNS)} FROM {SEGMENTS_TABLE} "  # noqa: S608
         "WHERE household_key = {k:UInt64} ORDER BY build_month, segment",
         {"k": household_key},
     )
@@ -177,21 +174,7 @@ async def subject_access(
     for month in records["months"]:
         state = await store.month_state(household_id, month)
         figures = bonus_for(state.accumulator, rules, co_op, business=business)
-        months.append(
-            {
-                "month": month,
-                "co_op": co_op,
-                "purchases_cents": figures.purchases_cents,
-                "tier_bp": figures.tier_bp,
-                "base_bonus_cents": figures.base_bonus_cents,
-                "fuel_bonus_cents": figures.fuel_bonus_cents,
-                "payment_benefit_cents": figures.payment_benefit_cents,
-                "total_cents": figures.total_cents,
-                "final": state.closed,
-                "paid_cents": state.paid.total_cents,
-                "swipes": state.accumulator.swipes,
-            }
-        )
+        months.append(month_figures(month, co_op, state, figures))
     document.update(
         household={"household_id": household_id, **_snapshot(hh_record)} if hh_record else None,
         persons=[{"person_id": p, **_snapshot(r)} for p, r in sorted(persons.items())],
