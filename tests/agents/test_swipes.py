@@ -99,17 +99,12 @@ def expected_accumulators(
     return {k: v.fields() for k, v in sums.items()}
 
 
-def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
-    deployment: Deployment,
-) -> None:
-    rng = random.Random(4)
-    cards = {f"63900000{n:08d}": f"H{n:03d}" for n in range(40)}
-    deployment.send(
-        "register", [e for c, h in cards.items() for e in (events.household(h), events.card(c, h))]
-    )
+def random_swipes(rng: random.Random, cards: list[str], count: int, prefix: str) -> list[bytes]:
+    """``count`` encoded swipes of the given cards: 1-4 lines of mixed groups (fuel, alcohol,
+    gift cards), returns, excluded payment methods, a campaign store, two bonus months."""
     swipes = []
-    for n in range(4000):
-        card = rng.choice(list(cards))
+    for n in range(count):
+        card = rng.choice(cards)
         lines = [
             {
                 "sku": f"s{k}",
@@ -125,7 +120,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
         swipes.append(
             events.encode(
                 events.swipe(
-                    f"K-{n}",
+                    f"{prefix}-{n}",
                     card,
                     lines=lines,
                     kind="return" if n % 17 == 0 else "purchase",
@@ -137,6 +132,18 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
                 )
             )
         )
+    return swipes
+
+
+def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
+    deployment: Deployment,
+) -> None:
+    rng = random.Random(4)
+    cards = {f"63900000{n:08d}": f"H{n:03d}" for n in range(40)}
+    deployment.send(
+        "register", [e for c, h in cards.items() for e in (events.household(h), events.card(c, h))]
+    )
+    swipes = random_swipes(rng, list(cards), 4000, "K")
     deployment.send_raw("swipes", [(orjson.loads(s)["card"].encode(), s) for s in swipes])
     expected = expected_accumulators(swipes, cards)
 
