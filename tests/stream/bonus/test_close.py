@@ -109,24 +109,7 @@ class Harness:
 
     async def sent(self) -> list[dict[str, Any]]:
         """Every payout on the topic so far, in offset order (the topic has one partition)."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        out: list[dict[str, Any]] = []
-        try:
-            tp = TopicPartition(self.payouts_topic, 0)
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            async with asyncio.timeout(20):
-                # until the high watermark that the fetch responses report (not ListOffsets)
-                while (hw := consumer.highwater(tp)) is None or await consumer.position(tp) < hw:
-                    for batch in (await consumer.getmany(timeout_ms=200)).values():
-                        for record in batch:
-                            value = orjson.loads(record.value)
-                            assert record.key == value["household_id"].encode()
-                            out.append(value)
-        finally:
-            await consumer.stop()
-        return out
+        return await read_topic(self.bootstrap, self.payouts_topic)
 
     async def outbox(self) -> list[str]:
         return await self.store.outbox_ids(self.store.keys.payout_outbox())
@@ -135,11 +118,43 @@ class Harness:
         return (await self.store.month_state(household_id, str(month))).paid.seq
 
 
-@pytest.fixture
-def harness(
-    kafka: TansuBroker, redis_server: RedisServer, unique: str
-) -> Callable[[Callable[[Harness], Awaitable[T]]], T]:
-    """``harness(scenario)`` runs ``async scenario(h)`` in a fresh event loop with a Harness."""
+async def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every record of a one-partition topic so far, in offset order, each keyed by its
+    household id."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        async with asyncio.timeout(20):
+            # until the high watermark that the fetch responses report (not ListOffsets)
+            while (hw := consumer.highwater(tp)) is None or await consumer.position(tp) < hw:
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    for record in batch:
+                        value = orjson.loads(record.value)
+                        assert record.key == value["household_id"].encode()
+                        out.append(value)
+    finally:
+        await consumer.stop()
+    return out
+
+
+H = TypeVar("H", bound=Harness)
+
+
+def harness_runner(
+    kafka: TansuBroker,
+    redis_server: RedisServer,
+    unique: str,
+    rules: Rules,
+    make: Callable[[Settings, Rules, Store, KafkaPublisher, str], H],
+    one_partition: Callable[[Topics], list[str]],
+) -> Callable[[Callable[[H], Awaitable[T]]], T]:
+    """``run(scenario)`` runs ``async scenario(h)`` in a fresh event loop with a harness made
+    by ``make``; the topics ``one_partition`` names get one partition each, so that what is
+    read back is in the order of sending."""
     settings = Settings(
         kafka_url=kafka.url,
         redis_url=redis_server.url,
@@ -148,20 +163,15 @@ def harness(
         group_id=unique,
         _env_file=None,  # type: ignore[call-arg]
     )
-    rules = load_rules(DEFAULT_RULES)
 
     @asynccontextmanager
-    async def running() -> AsyncIterator[Harness]:
+    async def running() -> AsyncIterator[H]:
         topics = Topics(settings)
-        # one partition for the payouts, so that ``sent`` is in the order of sending
-        await create_topics_async(
-            kafka.bootstrap,
-            {topics.payouts: 1, topics.purchase_lines: 1, topics.dead_letters: 1},
-        )
+        await create_topics_async(kafka.bootstrap, dict.fromkeys(one_partition(topics), 1))
         store = Store.from_url(settings.redis_url, settings.redis_prefix)
         publisher = KafkaPublisher(settings.kafka_url)
         await publisher.start()
-        h = Harness(settings, rules, store, publisher, kafka.bootstrap)
+        h = make(settings, rules, store, publisher, kafka.bootstrap)
         try:
             yield h
         finally:
@@ -170,7 +180,7 @@ def harness(
             for s in [store, *h.stores]:
                 await s.close()
 
-    def run(scenario: Callable[[Harness], Awaitable[T]]) -> T:
+    def run(scenario: Callable[[H], Awaitable[T]]) -> T:
         async def main() -> T:
             async with running() as h:
                 return await scenario(h)
@@ -178,6 +188,21 @@ def harness(
         return asyncio.run(main())
 
     return run
+
+
+@pytest.fixture
+def harness(
+    kafka: TansuBroker, redis_server: RedisServer, unique: str
+) -> Callable[[Callable[[Harness], Awaitable[T]]], T]:
+    """``harness(scenario)`` runs ``async scenario(h)`` in a fresh event loop with a Harness."""
+    return harness_runner(
+        kafka,
+        redis_server,
+        unique,
+        load_rules(DEFAULT_RULES),
+        Harness,
+        lambda t: [t.payouts, t.purchase_lines, t.dead_letters],
+    )
 
 
 Run = Callable[[Callable[[Harness], Awaitable[Any]]], Any]

@@ -17,20 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
 
 from models.months import Month
-from models.rules import Rules, parse_rules
+from models.rules import parse_rules
 from stream.bonus.close import close_month
 from stream.bonus.member_payments import (
     MemberPaymentsError,
@@ -38,14 +34,13 @@ from stream.bonus.member_payments import (
     run_member_payments,
     tax_report_rows,
 )
-from stream.bonus.register import RegisterProcessor
-from stream.bonus.swipes import SwipeProcessor
 from stream.devstack.broker import TansuBroker
 from stream.devstack.redis_server import RedisServer
 from stream.kafka.publisher import KafkaPublisher, Publisher
-from stream.kafka.topics import Record, Topics, create_topics_async
-from stream.settings import DEFAULT_RULES, Settings
+from stream.kafka.topics import Topics
+from stream.settings import DEFAULT_RULES
 from stream.store.store import Store
+from tests.stream.bonus import test_close as close_tests
 from tests.support import events
 from tests.support.processes import RunCli
 
@@ -92,32 +87,11 @@ def capital(payment_id: str, household_id: str, cents: int, paid_at: str) -> dic
 
 
 @dataclass
-class Harness:
-    settings: Settings
-    rules: Rules
-    store: Store
-    publisher: KafkaPublisher
-    bootstrap: str
-    stores: list[Store] = field(default_factory=list)
-    publishers: list[KafkaPublisher] = field(default_factory=list)
+class Harness(close_tests.Harness):
+    """The month close's harness (register, swipe, other stores), for member payments."""
 
     async def other(self) -> tuple[Store, KafkaPublisher]:
-        store = Store.from_url(self.settings.redis_url, self.settings.redis_prefix)
-        publisher = KafkaPublisher(self.settings.kafka_url)
-        await publisher.start()
-        self.stores.append(store)
-        self.publishers.append(publisher)
-        return store, publisher
-
-    async def register(self, *register_events: dict[str, Any]) -> None:
-        swipes = SwipeProcessor(self.settings, self.rules, self.store, self.publisher)
-        processor = RegisterProcessor(self.settings, self.store, self.publisher, swipes)
-        await processor.process([Record(*events.keyed(e)) for e in register_events])
-
-    async def swipe(self, *swipes: dict[str, Any]) -> None:
-        processor = SwipeProcessor(self.settings, self.rules, self.store, self.publisher)
-        counts = await processor.process([Record(*events.keyed(s)) for s in swipes])
-        assert counts.get("applied") == len(swipes), counts
+        return await self.other_store(), await self.other_publisher()
 
     async def pay(
         self, *, store: Store | None = None, publisher: Publisher | None = None, year: int = 2026
@@ -133,24 +107,7 @@ class Harness:
 
     async def sent(self) -> list[dict[str, Any]]:
         """Every member payment on the topic so far (one partition, offset order)."""
-        topic = Topics(self.settings).member_payments
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        out: list[dict[str, Any]] = []
-        try:
-            tp = TopicPartition(topic, 0)
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            async with asyncio.timeout(20):
-                while (hw := consumer.highwater(tp)) is None or await consumer.position(tp) < hw:
-                    for batch in (await consumer.getmany(timeout_ms=200)).values():
-                        for record in batch:
-                            value = orjson.loads(record.value)
-                            assert record.key == value["household_id"].encode()
-                            out.append(value)
-        finally:
-            await consumer.stop()
-        return out
+        return await close_tests.read_topic(self.bootstrap, Topics(self.settings).member_payments)
 
 
 def once_each(sent: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -193,48 +150,14 @@ async def seed(h: Harness) -> None:
 def harness(
     kafka: TansuBroker, redis_server: RedisServer, unique: str
 ) -> Callable[[Callable[[Harness], Awaitable[T]]], T]:
-    settings = Settings(
-        kafka_url=kafka.url,
-        redis_url=redis_server.url,
-        topic_prefix=f"{unique}.",
-        redis_prefix=f"{unique}:",
-        group_id=unique,
-        _env_file=None,  # type: ignore[call-arg]
+    return close_tests.harness_runner(
+        kafka,
+        redis_server,
+        unique,
+        parse_rules(RULES_TEXT),
+        Harness,
+        lambda t: [t.member_payments, t.payouts, t.purchase_lines, t.dead_letters],
     )
-    rules = parse_rules(RULES_TEXT)
-
-    @asynccontextmanager
-    async def running() -> AsyncIterator[Harness]:
-        topics = Topics(settings)
-        await create_topics_async(
-            kafka.bootstrap,
-            {
-                topics.member_payments: 1,
-                topics.payouts: 1,
-                topics.purchase_lines: 1,
-                topics.dead_letters: 1,
-            },
-        )
-        store = Store.from_url(settings.redis_url, settings.redis_prefix)
-        publisher = KafkaPublisher(settings.kafka_url)
-        await publisher.start()
-        h = Harness(settings, rules, store, publisher, kafka.bootstrap)
-        try:
-            yield h
-        finally:
-            for p in [publisher, *h.publishers]:
-                await p.stop()
-            for s in [store, *h.stores]:
-                await s.close()
-
-    def run(scenario: Callable[[Harness], Awaitable[T]]) -> T:
-        async def main() -> T:
-            async with running() as h:
-                return await scenario(h)
-
-        return asyncio.run(main())
-
-    return run
 
 
 Run = Callable[[Callable[[Harness], Awaitable[Any]]], Any]
