@@ -59,6 +59,7 @@ async def run(argv: list[str]) -> None:
         if not batches:
             continue
         entries = []
+        raws: list[bytes] = []
         for records in batches.values():
             for record in records:
                 s = orjson.loads(record.value)
@@ -104,14 +105,20 @@ async def run(argv: list[str]) -> None:
                         "m": m[0],
                         "d": local.date().isoformat(),
                         "i": {k: v for k, v in inc.items() if v},
-                        "r": record.value.decode(),
                         "x": m[1],
                         "a": m[2],
-                        "t": int(time.time()),
                         "h": 0,
                     }
                 )
-        await script(args=[prefix, orjson.dumps(entries)])
+                raws.append(record.value)
+        now = int(time.time())
+        found = orjson.loads(await script(args=[prefix, orjson.dumps(entries), now]))
+        # As the worker does: the raw swipe goes to Redis only for a card it does not know.
+        again = [
+            e | {"r": raws[n].decode()} for n, e in enumerate(entries) if found[n][0] == "unknown"
+        ]
+        if again:
+            await script(args=[prefix, orjson.dumps(again), now])
         await consumer.commit()
         await client.incrby(f"{prefix}bench:swipes", len(entries))  # what the bench polls
     await consumer.stop()

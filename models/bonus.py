@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from models.errors import InvalidEvent
+from models.insights import GROUP_FIELD
 from models.money import div_round_half_up, format_cents
 from models.months import Month
 from models.rules import Rules, Tier
@@ -127,11 +129,22 @@ class Contribution:
         )
 
 
-def contribution(swipe: SwipeLike, rules: Rules) -> Contribution:
-    """The swipe's signed effect on its household-month (business status applied later).
+class SwipeFields(NamedTuple):
+    """What one swipe adds to its household-month, as the Redis hash fields it increments."""
 
-    Sums in local ints and one ``Accumulator`` at the end: this runs once per swipe on the hot
-    path. A new accumulator field: a local here, summed in the loop, passed at the end.
+    fields: dict[str, int]  # ``Accumulator.fields()`` names plus ``g:<group>`` (insights)
+    line_codes: tuple[int, ...]  # NOT_ELIGIBLE | ELIGIBLE | IN_CAMPAIGN per line
+    campaign_id: str  # the campaign of the IN_CAMPAIGN lines, or ""
+    purchases_cents: int  # signed eligible amount (the tier's measure)
+
+
+def swipe_fields(swipe: SwipeLike, rules: Rules) -> SwipeFields:
+    """The swipe's signed effect on its household-month (business status applied later): one
+    pass over its lines, straight to the non-zero hash fields (the hot path runs this once per
+    swipe; ``contribution`` wraps it for everything else).
+
+    Sums in local ints; a new accumulator field is a local here, summed in the loop and named
+    at the end. The by-group sums (contract section 13) are the signed eligible amounts.
     """
     sign = swipe.sign
     partner_id = swipe.partner_id
@@ -147,6 +160,7 @@ def contribution(swipe: SwipeLike, rules: Rules) -> Contribution:
     benefit_excluded = rules.payment_benefit_excluded_product_groups
     purchases = regular = in_campaign = fuel_ml = fuel_cents = benefit = excluded = 0
     codes: list[int] = []
+    groups: dict[str, int] = {}
     index = 0
     for line in swipe.lines:
         group = line.product_group
@@ -162,6 +176,8 @@ def contribution(swipe: SwipeLike, rules: Rules) -> Contribution:
             excluded += amount
             continue
         purchases += amount
+        name = GROUP_FIELD + group
+        groups[name] = groups.get(name, 0) + amount
         if is_fuel:
             codes.append(ELIGIBLE)
             fuel_cents += amount
@@ -174,25 +190,38 @@ def contribution(swipe: SwipeLike, rules: Rules) -> Contribution:
             regular += amount
         if benefit_method and group not in benefit_excluded:
             benefit += amount
-    delta = Accumulator(
-        purchases_cents=purchases,
-        regular_cents=regular,
-        campaign_cents={campaign.multiplier: in_campaign} if campaign and in_campaign else {},
-        fuel_ml=fuel_ml,
-        fuel_cents=fuel_cents,
-        benefit_cents=benefit,
-        excluded_cents=excluded,
-        swipes=1,
-        returns=1 if sign < 0 else 0,
-        partner_cents={partner_id: regular + in_campaign}
-        if partner_id and regular + in_campaign
-        else {},
-    )
+    fields = {"swipes": 1}
+    if sign < 0:
+        fields["returns"] = 1
+    for name, value in (
+        ("purchases_cents", purchases),
+        ("regular_cents", regular),
+        ("fuel_ml", fuel_ml),
+        ("fuel_cents", fuel_cents),
+        ("benefit_cents", benefit),
+        ("excluded_cents", excluded),
+    ):
+        if value:
+            fields[name] = value
+    if in_campaign and campaign is not None:
+        fields[campaign_field(campaign.multiplier)] = in_campaign
+    if partner_id and regular + in_campaign:
+        fields[PARTNER_FIELD + partner_id] = regular + in_campaign
+    for name, value in groups.items():
+        if value:
+            fields[name] = value
+    return SwipeFields(fields, tuple(codes), campaign.id if campaign is not None else "", purchases)
+
+
+def contribution(swipe: SwipeLike, rules: Rules) -> Contribution:
+    """The swipe's signed effect on its household-month as an ``Accumulator`` (business status
+    applied later), its line codes and its bonus month."""
+    effect = swipe_fields(swipe, rules)
     return Contribution(
         Month.of(swipe.occurred_at, rules.timezone),
-        delta,
-        tuple(codes),
-        campaign.id if campaign is not None else "",
+        Accumulator.from_fields(effect.fields),
+        effect.line_codes,
+        effect.campaign_id,
     )
 
 

@@ -17,10 +17,9 @@ from typing import Any
 
 import redis.exceptions
 
-from models.bonus import Contribution, contribution
+from models.bonus import SwipeFields, swipe_fields
 from models.errors import InvalidEvent
-from models.insights import group_fields
-from models.months import Month, days_after, local_date
+from models.months import Month, days_after
 from models.rules import Rules
 from models.swipe import SwipeLike, decode_swipe
 from stream import metrics
@@ -38,20 +37,28 @@ log = logging.getLogger(__name__)
 ROWS_PER_MESSAGE = 1000  # purchase lines per message of the internal topic (about 300 kB)
 
 
+# A month's cached facts (``SwipeProcessor._month``): its ``YYYY-MM``, the seen set's and the
+# accumulator's expiry (epoch seconds), and its first day (ISO), for the analytics rows.
+_MonthFacts = tuple[str, int, int, str]
+
+
 @dataclass(slots=True)
 class _Parsed:
     record: Record
     swipe: SwipeLike
-    contribution: Contribution
+    effect: SwipeFields
+    month: _MonthFacts
     from_hold: bool = False
 
 
 @dataclass(slots=True)
 class Prepared:
-    """A batch decoded and validated (``SwipeProcessor.prepare``), not yet applied."""
+    """A batch decoded, validated and turned into Redis entries (``SwipeProcessor.prepare``),
+    not yet applied."""
 
     size: int
     parsed: list[_Parsed]
+    entries: list[dict[str, Any]]  # one per ``parsed``, for ``apply_swipes.lua``
     rejected: list[tuple[Record, str, str]]  # (record, reason, detail)
     started: float
 
@@ -73,28 +80,58 @@ class SwipeProcessor:
         self.now = now
         self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
         self._accumulator_days = 31 * settings.retention_months
-        self._month_cache: dict[Month, tuple[str, int, int, str]] = {}
+        self._month_cache: dict[tuple[int, int], _MonthFacts] = {}
         self._household_keys: dict[str, int] = {}
         self._utc_texts: dict[datetime, str] = {}
+        self._applied = metrics.SWIPES.labels  # bound once: called per batch and outcome
 
     async def process(self, records: list[Record]) -> dict[str, int]:
         """Process one batch from ``loyalty.swipes``; returns outcome counts."""
         return await self.apply(self.prepare(records))
 
-    def prepare(self, records: list[Record]) -> Prepared:
-        """Decode, validate and compute contributions: CPU only, no I/O (the batch consumer
-        runs it for the next batch while this one waits on Redis and the producer)."""
-        started = time.perf_counter()
-        prepared = Prepared(len(records), [], [], started)
+    def prepare(self, records: list[Record], *, from_hold: bool = False) -> Prepared:
+        """Decode, validate, compute each swipe's fields and its Redis entry: CPU only, no I/O
+        (the batch consumer runs it for the next batch while this one waits on Redis and the
+        producer)."""
+        prepared = Prepared(len(records), [], [], [], time.perf_counter())
+        parsed, entries, rejected = prepared.parsed, prepared.entries, prepared.rejected
+        rules = self.rules
+        tz = rules.timezone
+        months = self._month_cache
+        hold = 1 if from_hold else 0
         for record in records:
-            self._parse(record, prepared)
+            try:
+                swipe = decode_swipe(record.value or b"")
+                effect = swipe_fields(swipe, rules)
+            except InvalidEvent as exc:
+                rejected.append((record, exc.reason, exc.detail))
+                continue
+            except Exception as exc:  # a bug must not lose the event: it is kept in dead letters
+                log.exception("unexpected error parsing a swipe")
+                rejected.append((record, "internal_error", type(exc).__name__))
+                continue
+            local = swipe.occurred_at.astimezone(tz)  # the bonus month is the local month
+            month = months.get((local.year, local.month)) or self._month(local.year, local.month)
+            parsed.append(_Parsed(record, swipe, effect, month, from_hold))
+            entries.append(
+                {
+                    "e": swipe.event_id,
+                    "c": swipe.card,
+                    "m": month[0],
+                    "d": local.date().isoformat(),
+                    "i": effect.fields,  # the accumulator's and the insights' increments
+                    "x": month[1],
+                    "a": month[2],
+                    "h": hold,
+                }
+            )
         return prepared
 
     async def apply(self, prepared: Prepared) -> dict[str, int]:
         """Apply a prepared batch to Redis, publish its lines and dead letters, and confirm."""
         for record, reason, detail in prepared.rejected:
             await self._reject(record, reason, detail, kind="unknown")
-        counts = await self._apply(prepared.parsed)
+        counts = await self._apply(prepared)
         await self.publisher.flush()
         metrics.BATCH_SIZE.labels(stage="swipes").observe(prepared.size)
         metrics.BATCH_SECONDS.labels(stage="swipes").observe(time.perf_counter() - prepared.started)
@@ -104,43 +141,35 @@ class SwipeProcessor:
     async def credit_held(self, cards: list[str]) -> dict[str, int]:
         """Re-run the held swipes of cards that are now known, as one batch (idempotent)."""
         held = await retry_forever(lambda: self.store.held_swipes(cards), dependency="redis")
-        prepared = Prepared(0, [], [], time.perf_counter())
-        for card, swipes in held.items():
-            for raw in swipes.values():
-                self._parse(Record(card.encode(), raw), prepared, from_hold=True)
+        records = [
+            Record(card.encode(), raw) for card, swipes in held.items() for raw in swipes.values()
+        ]
+        prepared = self.prepare(records, from_hold=True)
         for record, reason, detail in prepared.rejected:
             await self._reject(record, reason, detail, kind="unknown")
-        counts = await self._apply(prepared.parsed)
+        counts = await self._apply(prepared)
         await self.publisher.flush()
         return counts
 
-    def _parse(self, record: Record, into: Prepared, *, from_hold: bool = False) -> None:
-        try:
-            swipe = decode_swipe(record.value or b"")
-            into.parsed.append(_Parsed(record, swipe, contribution(swipe, self.rules), from_hold))
-        except InvalidEvent as exc:
-            into.rejected.append((record, exc.reason, exc.detail))
-        except Exception as exc:  # a bug must not lose the event: it is kept in dead letters
-            log.exception("unexpected error parsing a swipe")
-            into.rejected.append((record, "internal_error", type(exc).__name__))
-
-    async def _apply(self, parsed: list[_Parsed]) -> dict[str, int]:
+    async def _apply(self, prepared: Prepared) -> dict[str, int]:
         counts: dict[str, int] = {}
+        parsed, entries = prepared.parsed, prepared.entries
         if not parsed:
             return counts
-        entries = [self._entry(p) for p in parsed]
+        raws = [p.record.value or b"" for p in parsed]  # sent only for unknown cards
         try:
             outcomes = await retry_forever(
-                lambda: self.store.apply_swipes(entries), dependency="redis"
+                lambda: self.store.apply_swipes(entries, raws), dependency="redis"
             )
         except redis.exceptions.ResponseError:
             # A script error on one entry fails the batch: isolate the bad one(s).
             log.exception("swipe batch failed in Redis; applying one by one")
             outcomes = []
-            for p, entry in zip(parsed, entries, strict=True):
+            for p, entry, raw in zip(parsed, entries, raws, strict=True):
                 try:
                     outcomes += await retry_forever(
-                        functools.partial(self.store.apply_swipes, [entry]), dependency="redis"
+                        functools.partial(self.store.apply_swipes, [entry], [raw]),
+                        dependency="redis",
                     )
                 except redis.exceptions.ResponseError as exc:
                     await self._reject(p.record, "store_error", str(exc)[:200], kind=p.swipe.kind)
@@ -153,71 +182,50 @@ class SwipeProcessor:
         lags: list[float] = []
         for p, outcome in zip(parsed, outcomes, strict=True):
             name = outcome.outcome
-            if p.from_hold and name == "applied":
-                name = "credited"
-            counts[name] = counts.get(name, 0) + 1
-            okey = (p.swipe.kind, name)
-            by_outcome[okey] = by_outcome.get(okey, 0) + 1
-            if outcome.outcome == "blocked":
-                await self._reject(p.record, "card_blocked", "the card is blocked", p.swipe.kind)
-            elif outcome.outcome == "expired":
-                await self._reject(p.record, "card_expired", "the card has expired", p.swipe.kind)
-            elif outcome.outcome in {"applied", "duplicate"}:
+            swipe = p.swipe
+            if name == "applied":
+                items.append(self._analytics_item(p, outcome))
+                lags.append(max(0.0, (now - swipe.occurred_at).total_seconds()))
+                if not outcome.business:
+                    ekey = (outcome.co_op or "unknown", swipe.kind)
+                    eligible[ekey] = eligible.get(ekey, 0) + abs(p.effect.purchases_cents)
+                if p.from_hold:
+                    name = "credited"
+            elif name == "duplicate":
                 # Duplicates are re-sent too: a crash may have come between Redis and Kafka,
                 # and the analytics table keeps one row per (event_id, line_no).
                 items.append(self._analytics_item(p, outcome))
-                if outcome.outcome == "applied":
-                    lags.append((now - p.swipe.occurred_at).total_seconds())
-                    if not outcome.business:
-                        ekey = (outcome.co_op or "unknown", p.swipe.kind)
-                        eligible[ekey] = eligible.get(ekey, 0) + abs(
-                            p.contribution.delta.purchases_cents
-                        )
+            elif name == "blocked":
+                await self._reject(p.record, "card_blocked", "the card is blocked", swipe.kind)
+            elif name == "expired":
+                await self._reject(p.record, "card_expired", "the card has expired", swipe.kind)
+            counts[name] = counts.get(name, 0) + 1
+            okey = (swipe.kind, name)
+            by_outcome[okey] = by_outcome.get(okey, 0) + 1
         for (kind, name), n in by_outcome.items():
-            metrics.SWIPES.labels(kind=kind, outcome=name).inc(n)
+            self._applied(kind=kind, outcome=name).inc(n)
         for (co_op, kind), cents in eligible.items():
             metrics.ELIGIBLE_CENTS.labels(co_op=co_op, kind=kind).inc(cents)
-        observe = metrics.EVENT_TO_BALANCE_SECONDS.observe
-        for lag in lags:
-            observe(max(0.0, lag))
+        metrics.observe_many(metrics.EVENT_TO_BALANCE_SECONDS, lags)
         # Few large messages, not one per swipe: far less producer work per swipe.
         for chunk in chunks_of_lines(items, ROWS_PER_MESSAGE):
             key = str(chunk[0][0]).encode()
             await self.publisher.send(self.topics.purchase_lines, key, encode_lines(chunk))
         return counts
 
-    def _month(self, month: Month) -> tuple[str, int, int, str]:
-        """(``YYYY-MM``, seen-set expiry, accumulator expiry, first day) of a month, cached."""
-        found = self._month_cache.get(month)
+    def _month(self, year: int, month_number: int) -> _MonthFacts:
+        """The facts of a month (``_MonthFacts``), computed once and cached."""
+        found = self._month_cache.get((year, month_number))
         if found is None:
             tz = self.rules.timezone
-            found = self._month_cache[month] = (
+            month = Month(year, month_number)
+            found = self._month_cache[(year, month_number)] = (
                 str(month),
                 int(days_after(month, self.settings.dedupe_days, tz).timestamp()),
                 int(days_after(month, self._accumulator_days, tz).timestamp()),
                 month.first_day.isoformat(),
             )
         return found
-
-    def _entry(self, p: _Parsed) -> dict[str, Any]:
-        month, dedupe_until, keep_until, _ = self._month(p.contribution.month)
-        return {
-            "e": p.swipe.event_id,
-            "c": p.swipe.card,
-            "m": month,
-            "d": local_date(p.swipe.occurred_at, self.rules.timezone).isoformat(),
-            "i": p.contribution.delta.fields()
-            | group_fields(  # member insights (contract section 13)
-                ((line.product_group, line.amount_cents) for line in p.swipe.lines),
-                p.contribution.line_codes,
-                p.swipe.sign,
-            ),
-            "r": (p.record.value or b"").decode("utf-8", errors="replace"),
-            "x": dedupe_until,
-            "a": keep_until,
-            "t": int(time.time()),
-            "h": 1 if p.from_hold else 0,
-        }
 
     def _utc_text(self, instant: datetime) -> str:
         """``instant`` as UTC ``...Z`` text (cached: a backlog repeats the same seconds)."""
@@ -240,16 +248,16 @@ class SwipeProcessor:
         return swipe_item(
             event_id=swipe.event_id,
             occurred_at=self._utc_text(swipe.occurred_at),
-            month=self._month(p.contribution.month)[3],
+            month=p.month[3],
             store_id=swipe.store_id,
             household_key=hkey,
             co_op=outcome.co_op,
             payment_method=swipe.payment_method,
             kind=swipe.kind,
-            campaign_id=p.contribution.campaign_id,
+            campaign_id=p.effect.campaign_id,
             business=outcome.business,
             lines=list(swipe.lines),
-            codes=p.contribution.line_codes,
+            codes=p.effect.line_codes,
         )
 
     async def _reject(self, record: Record, reason: str, detail: str, kind: str) -> None:

@@ -8,8 +8,9 @@ Redis. Its keys are named in :mod:`stream.store.keys` (all start with
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,11 +151,32 @@ class Store(PayoutStore):
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
-    async def apply_swipes(self, entries: list[dict[str, Any]]) -> list[SwipeOutcome]:
+    async def apply_swipes(
+        self, entries: list[dict[str, Any]], raws: Sequence[bytes] | None = None
+    ) -> list[SwipeOutcome]:
+        """Apply swipe entries (``apply_swipes.lua``) in one atomic step; one outcome each.
+
+        An entry without ``r`` (the raw swipe, kept while its card is unknown) takes it from
+        ``raws`` (same order) only if its card turns out to be unknown: those entries are sent
+        again with it, so the common case sends no raw swipe at all.
+        """
         if not entries:
             return []
-        raw = await self._apply_swipes(args=[self.prefix, orjson.dumps(entries)])
-        return [SwipeOutcome(_text(o), _text(h), _text(c), _text(b) == "1") for o, h, c, b in raw]
+        now = int(time.time())
+        found = orjson.loads(
+            await self._apply_swipes(args=[self.prefix, orjson.dumps(entries), now])
+        )
+        unknown = [n for n, item in enumerate(found) if item[0] == "unknown"]
+        if unknown:
+            if raws is None:
+                raise ValueError("apply_swipes: an entry of an unknown card needs its raw swipe")
+            again = [entries[n] | {"r": raws[n].decode("utf-8", errors="replace")} for n in unknown]
+            answers = orjson.loads(
+                await self._apply_swipes(args=[self.prefix, orjson.dumps(again), now])
+            )
+            for n, item in zip(unknown, answers, strict=True):
+                found[n] = item
+        return [SwipeOutcome(o, h, c, b == "1") for o, h, c, b in found]
 
     async def apply_register(self, ops: list[dict[str, Any]]) -> list[str]:
         """Apply register ops (``stream.bonus.register.register_op``). Their keys are

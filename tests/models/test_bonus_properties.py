@@ -21,12 +21,13 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.bonus import Accumulator, BonusFigures, compute_bonus, contribution
+from models.bonus import Accumulator, BonusFigures, compute_bonus, contribution, swipe_fields
+from models.insights import group_fields
 from models.money import div_round_half_up
 from models.months import Month
 from models.payout import PaidSoFar, Payout, plan_payout
 from models.rules import parse_rules
-from models.swipe import parse_swipe
+from models.swipe import decode_swipe, parse_swipe
 
 # --- the rules, as data ------------------------------------------------------------------
 
@@ -315,6 +316,26 @@ def test_a_purchase_and_its_return_cancel_out(obj: dict[str, Any]) -> None:
     for item in (purchase, refund):
         acc.add(contribution(parse_swipe(json.dumps(item).encode()), RULES).delta)
     assert acc.fields() == {"swipes": 2, "returns": 1}
+
+
+@settings(max_examples=200, deadline=None)
+@given(swipe_objects("EV-1"), st.sampled_from(["purchase", "return"]))
+def test_the_hot_path_fields_are_the_accumulator_and_the_insights(
+    obj: dict[str, Any], kind: str
+) -> None:
+    """``swipe_fields`` (one pass, what the worker sends to Redis) adds exactly what
+    ``contribution`` (checked against the reference above) and ``group_fields`` add."""
+    raw = json.dumps(obj | {"kind": kind}).encode()
+    swipe = parse_swipe(raw)
+    c = contribution(swipe, RULES)
+    effect = swipe_fields(decode_swipe(raw), RULES)
+    groups = group_fields(
+        ((line.product_group, line.amount_cents) for line in swipe.lines), c.line_codes, swipe.sign
+    )
+    assert effect.fields == c.delta.fields() | groups
+    assert effect.line_codes == c.line_codes
+    assert effect.campaign_id == c.campaign_id
+    assert effect.purchases_cents == c.delta.purchases_cents
 
 
 @settings(max_examples=500, deadline=None)

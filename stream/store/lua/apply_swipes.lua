@@ -5,20 +5,26 @@
 -- (tests/stream/store/test_keys.py checks that they match).
 -- ARGV[1] key prefix, ARGV[2] JSON array of entries:
 --   {e=event_id, c=card, m="YYYY-MM", d="YYYY-MM-DD" (local date), i={field=incr,...},
---    r=raw swipe JSON (kept while the card is unknown), x=seen-set expiry epoch,
---    a=accumulator expiry epoch, t=now epoch, h=1 when the entry comes from the hold}
--- Returns one {outcome, household_id, co_op, business} per entry; outcome is
--- applied | duplicate | held | blocked | expired.
+--    r=raw swipe JSON (optional: kept while the card is unknown), x=seen-set expiry epoch,
+--    a=accumulator expiry epoch, h=1 when the entry comes from the hold},
+-- ARGV[3] now (epoch seconds: when a swipe was put on hold).
+-- Returns a JSON array with one [outcome, household_id, co_op, business] per entry; outcome is
+-- applied | duplicate | held | blocked | expired | unknown. ``unknown``: the card is not
+-- registered and the entry has no r; nothing was written for it (the caller sends it again
+-- with r, so the raw swipe crosses the wire only for the rare unknown card).
 local p = ARGV[1]
 local entries = cjson.decode(ARGV[2])
+local now = ARGV[3]
 local out = {}
 for n, s in ipairs(entries) do
   local card = redis.call('HMGET', p .. 'card:' .. s.c, 'household_id', 'status', 'valid_until')
   local hid, status, valid_until = card[1], card[2], card[3]
   local result
-  if not hid then
+  if not hid and not s.r then
+    result = {'unknown', '', '', ''}
+  elseif not hid then
     if redis.call('HSETNX', p .. 'held:' .. s.c, s.e, s.r) == 1 then
-      redis.call('ZADD', p .. 'held:index', 'NX', s.t, s.c)
+      redis.call('ZADD', p .. 'held:index', 'NX', now, s.c)
       redis.call('INCR', p .. 'held:count')
     end
     result = {'held', '', '', ''}
@@ -43,7 +49,7 @@ for n, s in ipairs(entries) do
       result = {'applied', hid, co_op, business}
     end
   end
-  if s.h == 1 and result[1] ~= 'held' then
+  if s.h == 1 and result[1] ~= 'held' and result[1] ~= 'unknown' then
     -- Credited (or rejected) from the hold: it leaves the hold in the same step.
     if redis.call('HDEL', p .. 'held:' .. s.c, s.e) == 1 then
       redis.call('DECR', p .. 'held:count')
@@ -54,4 +60,4 @@ for n, s in ipairs(entries) do
   end
   out[n] = result
 end
-return out
+return cjson.encode(out)
