@@ -256,7 +256,7 @@ class SwipeProcessor:
             kind=swipe.kind,
             campaign_id=p.effect.campaign_id,
             business=outcome.business,
-            lines=list(swipe.lines),
+            lines=swipe.lines,
             codes=p.effect.line_codes,
         )
 
