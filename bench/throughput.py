@@ -74,6 +74,17 @@ def main_thread_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def process_cpu(pid: int | None) -> float:
+    """Seconds of CPU of a whole process (all its threads), 0 if it is gone."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -90,6 +101,7 @@ class Bench:
     register_prefix: str = "benchreg:"
     runs: int = 0
     sim: Simulator | None = None
+    loop_cpu: str = ""
 
     def env(self, group: str, redis_prefix: str, topics: str = "") -> dict[str, str]:
         return {
@@ -102,6 +114,10 @@ class Bench:
             "LOYALTY_LOG_LEVEL": "warn",
             "LOYALTY_CLICKHOUSE_URL": f"chdb://{self.data}/chdb-{group}",
         }
+
+    def services_cpu(self) -> tuple[float, float]:
+        """CPU seconds so far of the Redis server and the broker."""
+        return process_cpu(self.stack.redis.pid), process_cpu(self.stack.kafka.pid)
 
     def fresh(self, what: str) -> tuple[str, str]:
         """A new group id and a Redis prefix holding a copy of the applied register."""
@@ -130,8 +146,12 @@ class Bench:
             proc.start()
         return procs
 
-    def drain_with_workers(self, count: int, swipes: int) -> tuple[float, float, float, float]:
-        """(swipes/s, main-thread CPU us per swipe, RSS MB at ready, RSS MB at the end)."""
+    def drain_with_workers(
+        self, count: int, swipes: int, lines: int
+    ) -> tuple[float, float, float, float, str]:
+        """(swipes/s, main-thread CPU us per swipe, RSS MB at ready, RSS MB at the end, where
+        the CPU went). Timed until every swipe is counted AND its purchase lines are written
+        to ClickHouse (``lines``: the backlog's; ClickHouse included, as the issue asks)."""
         group, redis_prefix = self.fresh(f"w{count}x")
         procs = self.workers(count, group, redis_prefix)
         try:
@@ -153,18 +173,32 @@ class Bench:
                 )
             # Timed from the moment every process is ready, less what was done before it.
             cpu0 = sum(main_thread_cpu(pid) for pid in pids)
+            all0 = sum(process_cpu(pid) for pid in pids)
+            redis0, broker0 = self.services_cpu()
             rss0 = max(rss_mb(pid) for pid in pids)
             started = time.perf_counter()
             done0 = done = sum(counter(p.metrics_url, "loyalty_swipes_total") for p in procs)
+            written = sum(counter(p.metrics_url, "loyalty_clickhouse_lines_total") for p in procs)
             deadline = started + 3600
-            while done < swipes and time.perf_counter() < deadline:
+            while (done < swipes or written < lines) and time.perf_counter() < deadline:
                 time.sleep(POLL)
                 done = sum(counter(p.metrics_url, "loyalty_swipes_total") for p in procs)
+                written = sum(
+                    counter(p.metrics_url, "loyalty_clickhouse_lines_total") for p in procs
+                )
             elapsed = time.perf_counter() - started
             if self.args.verbose:
                 batches(procs[0].metrics_url)
             cpu = sum(main_thread_cpu(pid) for pid in pids) - cpu0
+            other = sum(process_cpu(pid) for pid in pids) - all0 - cpu
+            redis1, broker1 = self.services_cpu()
             rss1 = max(rss_mb(pid) for pid in pids)
+            n = max(done - done0, 1)
+            where = (
+                f"CPU us per swipe: worker main thread {cpu / n * 1e6:.0f}, its other threads "
+                f"{other / n * 1e6:.0f}, Redis {(redis1 - redis0) / n * 1e6:.0f}, broker "
+                f"{(broker1 - broker0) / n * 1e6:.0f}; lines written {written:,}"
+            )
         finally:
             if spy is not None:
                 spy.send_signal(2)
@@ -172,7 +206,7 @@ class Bench:
                 top(self.args.profile)
             for proc in procs:
                 proc.stop()
-        return (done - done0) / elapsed, cpu / max(done - done0, 1) * 1e6, rss0, rss1
+        return (done - done0) / elapsed, cpu / n * 1e6, rss0, rss1, where
 
     def drain_with_loop(self, swipes: int) -> float:
         group, redis_prefix = self.fresh("loop")
@@ -194,12 +228,21 @@ class Bench:
         try:
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == "ready"
+            cpu0 = process_cpu(proc.pid)
+            redis0, broker0 = self.services_cpu()
             started = time.perf_counter()
             done0 = done = int(r.get(f"{redis_prefix}bench:swipes") or 0)
             while done < swipes and time.perf_counter() < started + 3600:
                 time.sleep(POLL)
                 done = int(r.get(f"{redis_prefix}bench:swipes") or 0)
             elapsed = time.perf_counter() - started
+            cpu = process_cpu(proc.pid) - cpu0
+            redis1, broker1 = self.services_cpu()
+            n = max(done - done0, 1)
+            self.loop_cpu = (
+                f"hand loop CPU us per swipe: loop {cpu / n * 1e6:.0f}, Redis "
+                f"{(redis1 - redis0) / n * 1e6:.0f}, broker {(broker1 - broker0) / n * 1e6:.0f}"
+            )
         finally:
             proc.terminate()
             proc.wait(30)
@@ -402,7 +445,7 @@ def main() -> None:
         two: list[float] = []
         two_cpu: list[float] = []
         for n in range(1, args.rounds + 1):
-            rate, us, rss0, rss1 = bench.drain_with_workers(1, args.swipes)
+            rate, us, rss0, rss1, where = bench.drain_with_workers(1, args.swipes, lines)
             one.append(rate)
             cpu_us.append(us)
             text = f"round {n}: worker {rate:,.0f}/s ({us:.0f} us main-thread CPU per swipe"
@@ -411,11 +454,14 @@ def main() -> None:
                 loop.append(bench.drain_with_loop(args.swipes))
                 text += f"; hand loop {loop[-1]:,.0f}/s; ratio {rate / loop[-1]:.2f}"
             if "two" not in skip:
-                rate2, us2, _, _ = bench.drain_with_workers(2, args.swipes)
+                rate2, us2, _, _, _ = bench.drain_with_workers(2, args.swipes, lines)
                 two.append(rate2)
                 two_cpu.append(us2)
                 text += f"; 2 workers {rate2:,.0f}/s ({rate2 / rate:.2f}x, {us2:.0f} us/swipe)"
             print(text, flush=True)
+            print(f"  {where}", flush=True)
+            if bench.loop_cpu:
+                print(f"  {bench.loop_cpu}", flush=True)
         median = statistics.median
         print(
             f"median of {args.rounds}: 1 worker {median(one):,.0f} swipes/s, "

@@ -81,3 +81,18 @@ def test_any_line_reads_the_same_on_both_paths(line: Obj) -> None:
         assert reason(raw) == exc.reason
     else:
         assert view(decode_swipe(raw)) == view(swipe)
+
+
+@pytest.mark.parametrize(
+    "sku", [b"A\x7fB", b"A\\u0007B", b"A\\u00a0B", b"A\\nB", "Ä".encode(), b"A\\u00c4B"]
+)
+def test_strings_the_printable_shortcut_cannot_vouch_for_read_the_same(sku: bytes) -> None:
+    """DEL, escapes and non-ASCII take the per-line printable check (``_checked``)."""
+    raw = CONTRACT_EXAMPLE.replace(b'"6408430000012"', b'"' + sku + b'"')
+    assert raw != CONTRACT_EXAMPLE
+    try:
+        swipe = parse_swipe(raw)
+    except InvalidEvent as exc:
+        assert reason(raw) == exc.reason
+    else:
+        assert view(decode_swipe(raw)) == view(swipe)
