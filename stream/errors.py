@@ -14,6 +14,8 @@ Exception
       │                               also a ClickHouseError
       ├── ClickHouseError (RuntimeError)  a query failed, or the engine could not be opened
       │    ├── MigrationError         migrations on disk and in schema_migrations disagree
+      │    ├── ClickHouseDataError    an insert's data was refused (does not parse or fit, or a
+      │    │                          view's check failed): retrying the same data cannot help
       │    └── ChdbBusyError          the chdb directory is open in another process
       ├── CloseError                  a month cannot be closed now (not ended, close running)
       ├── NoSegmentsError (LookupError)  nothing to export: no segments built yet
@@ -42,8 +44,10 @@ from typing import ClassVar, Protocol
 from urllib.parse import urlsplit
 
 __all__ = [
+    "CLICKHOUSE_DATA_ERROR_CODES",
     "ApiError",
     "ChdbBusyError",
+    "ClickHouseDataError",
     "ClickHouseError",
     "ClickHouseUnavailable",
     "CloseError",
@@ -140,6 +144,39 @@ class ClickHouseError(LoyaltyError, RuntimeError):
 class ClickHouseUnavailable(_Unavailable, ClickHouseError):
     service = "ClickHouse"
     setting = "LOYALTY_CLICKHOUSE_URL"
+
+
+class ClickHouseDataError(ClickHouseError):
+    """ClickHouse refused the data of an insert: a value does not parse or fit its column, or
+    a check of a materialized view failed. Not a fault of ClickHouse (which answered): the same
+    data fails again, so it is not retried; the caller isolates and dead-letters it."""
+
+
+#: ClickHouse error codes that mean "the data is bad" (both engines): parse errors of the
+#: input format, values out of range, array sizes that differ (ARRAY JOIN), a view's check.
+CLICKHOUSE_DATA_ERROR_CODES = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT (also our views' checks: toUInt8('purchase line: ...'))
+        25,  # CANNOT_PARSE_ESCAPE_SEQUENCE
+        26,  # CANNOT_PARSE_QUOTED_STRING
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        32,  # ATTEMPT_TO_READ_AFTER_EOF
+        33,  # CANNOT_READ_ALL_DATA
+        38,  # CANNOT_PARSE_DATE
+        41,  # CANNOT_PARSE_DATETIME
+        53,  # TYPE_MISMATCH
+        69,  # ARGUMENT_OUT_OF_BOUND (a decimal too large)
+        70,  # CANNOT_CONVERT_TYPE
+        72,  # CANNOT_PARSE_NUMBER
+        117,  # INCORRECT_DATA
+        130,  # CANNOT_READ_ARRAY_FROM_TEXT
+        131,  # TOO_LARGE_STRING_SIZE
+        190,  # SIZES_OF_ARRAYS_DOESNT_MATCH
+        321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+        395,  # FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
+        407,  # DECIMAL_OVERFLOW
+    }
+)
 
 
 class MigrationError(ClickHouseError):
@@ -322,6 +359,8 @@ def dependency_error(
             exc, clickhouse_driver.errors.NetworkError | clickhouse_driver.errors.SocketTimeoutError
         ):
             return ClickHouseUnavailable(where("clickhouse"), _reason(exc))
+        if getattr(exc, "code", None) in CLICKHOUSE_DATA_ERROR_CODES:
+            return ClickHouseDataError(f"ClickHouse at {where('clickhouse')}: {_reason(exc)}")
         if isinstance(exc, clickhouse_driver.errors.Error):
             return ClickHouseError(f"ClickHouse at {where('clickhouse')}: {_reason(exc)}")
     if isinstance(exc, OSError) and (

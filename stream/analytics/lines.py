@@ -1,6 +1,19 @@
 """The messages of ``loyalty.purchase-lines`` (internal): one item per swipe, its lines as columns.
 
-Version 2 (what the worker sends)::
+Version 3 (what the worker sends): a header line, then one ``JSONCompactEachRow`` row per
+swipe item (the item below, as is), which ClickHouse parses and explodes into lines itself
+(``purchase_swipes`` and its view, migration 010)::
+
+    {"v":3,"lines":N,"households":[household_key, ...]}
+    [event_id, occurred_at, month, store_id, household_key, ..., [code, ...]]
+    [...]
+
+The header says what the analytics stage needs without reading the rows: ``lines``, the
+purchase lines the items hold (the rows-written metric), and ``households``, the distinct
+household keys (the erased-households check: a message naming an erased household takes the
+Python path, which drops that household's rows).
+
+Version 2 (still read: messages already on the topic at an upgrade, and tools)::
 
     {"v": 2, "swipes": [[event_id, occurred_at (UTC, ...Z), month (first day), store_id,
                          household_key, co_op, payment_method, kind, campaign_id, business (0/1),
@@ -21,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import orjson
@@ -29,7 +42,9 @@ import orjson
 from models.bonus import IN_CAMPAIGN, NOT_ELIGIBLE
 from stream.analytics.sink import COLUMNS, KINDS, row_to_tuple
 
-VERSION = 2
+VERSION = 3
+_V2 = 2
+_V3_PREFIX = b'{"v":3,'
 _QUANTUM = Decimal("0.001")
 _MAX_QUANTITY = Decimal(10) ** 15
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -94,17 +109,100 @@ _LINE_COLUMNS = attrgetter("sku", "product_group", "quantity", "amount_cents", "
 
 
 def encode(items: list[list[Any]]) -> bytes:
-    return orjson.dumps({"v": VERSION, "swipes": items})
+    """A version 3 message of ``items`` (``swipe_item``'s), one row per item after the header.
+
+    No Python loop per swipe: the line count, the household keys and the rows are C-level
+    passes (``map``) over the items.
+    """
+    header = {
+        "v": VERSION,
+        "lines": sum(map(len, map(_SKUS, items))),
+        "households": sorted(set(map(_HOUSEHOLD, items))),
+    }
+    return b"\n".join([orjson.dumps(header), *map(orjson.dumps, items)])
+
+
+def encode_v2(items: list[list[Any]]) -> bytes:
+    """A version 2 message of ``items`` (tools, tests and the benchmark compare the paths)."""
+    return orjson.dumps({"v": _V2, "swipes": items})
+
+
+class SwipesHeader:
+    """A version 3 message's header and rows (``rows``: ``JSONCompactEachRow`` text)."""
+
+    __slots__ = ("households", "lines", "rows")
+
+    def __init__(self, lines: int, households: list[int], rows: bytes) -> None:
+        self.lines, self.households, self.rows = lines, households, rows
+
+
+def is_v3(value: bytes) -> bool:
+    """Whether ``value`` is (meant to be) a version 3 message: its header comes first."""
+    return value.startswith(_V3_PREFIX)
+
+
+def swipes_header(value: bytes) -> SwipesHeader:
+    """A version 3 message's header, checked, and its rows, not read (ClickHouse reads them).
+
+    ``ValueError`` for a header that is not ``{"v":3,"lines":N,"households":[...]}`` with
+    ``N`` a count and the households UInt64 keys. Only C-level passes over the
+    household list; the rows are ClickHouse's to check.
+    """
+    end = value.find(b"\n")
+    head = value if end < 0 else value[:end]
+    try:
+        header = orjson.loads(head)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(
+            f"purchase lines: a version 3 header must be a JSON object: {exc}"
+        ) from None
+    if type(header) is not dict or header.get("v") != VERSION:
+        raise ValueError("purchase lines: a version 3 header must be an object with v = 3")
+    lines, households = header.get("lines"), header.get("households")
+    if type(lines) is not int or lines < 0:
+        raise ValueError(f"purchase lines: the header's lines must be a count, got {lines!r:.40}")
+    if type(households) is not list or (
+        households
+        and (
+            set(map(type, households)) != {int}
+            or min(households) < 0
+            or max(households) > _UINT64_MAX
+        )
+    ):
+        raise ValueError("purchase lines: the header's households must be a list of UInt64 keys")
+    if (lines == 0) != (end < 0 or not value[end + 1 :].strip()):
+        raise ValueError("purchase lines: the header's line count does not match its rows")
+    return SwipesHeader(lines, households, b"" if end < 0 else value[end + 1 :])
+
+
+def _v3_tuples(value: bytes) -> list[tuple[Any, ...]]:
+    header = swipes_header(value)
+    out: list[tuple[Any, ...]] = []
+    keys: set[int] = set()
+    for line in header.rows.splitlines():
+        if line.strip():
+            item = orjson.loads(line)
+            out += _item_tuples(item)
+            keys.add(item[4])
+    if len(out) != header.lines or keys != set(header.households):
+        raise ValueError("purchase lines: the version 3 header does not match its rows")
+    return out
 
 
 def message_tuples(value: bytes) -> list[tuple[Any, ...]]:
-    """A message (either version) -> rows in ``sink.COLUMNS`` order; ``ValueError`` (or
-    ``TypeError``/``KeyError``) for anything that does not fit the table: nothing of it is used."""
+    """A message (any version) -> rows in ``sink.COLUMNS`` order; ``ValueError`` (or
+    ``TypeError``/``KeyError``) for anything that does not fit the table: nothing of it is used.
+
+    The Python path: versions 1 and 2, and a version 3 message the analytics stage cannot
+    hand to ClickHouse whole (one naming an erased household), or a tool reading the topic.
+    """
+    if is_v3(value):
+        return _v3_tuples(value)
     payload = orjson.loads(value)
     if isinstance(payload, list):
         return [row_to_tuple(row) for row in payload]
-    if not isinstance(payload, dict) or payload.get("v") != VERSION:
-        raise ValueError("expected a JSON array of rows or a version 2 object")
+    if not isinstance(payload, dict) or payload.get("v") != _V2:
+        raise ValueError("expected a JSON array of rows, a version 2 object or a version 3 header")
     items = payload.get("swipes")
     if not isinstance(items, list):
         raise ValueError("purchase lines: swipes must be a list")
@@ -124,6 +222,10 @@ def message_rows(value: bytes) -> list[dict[str, Any]]:
         d["quantity"] = str(d["quantity"])
         rows.append(d)
     return rows
+
+
+_SKUS = itemgetter(10)
+_HOUSEHOLD = itemgetter(4)
 
 
 def _text(value: Any, name: str, *, required: bool = True) -> str:

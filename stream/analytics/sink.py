@@ -16,8 +16,11 @@ from typing import Any
 
 from stream import metrics
 from stream.clickhouse.engine import ClickHouse
+from stream.errors import ClickHouseDataError
 
 TABLE = "purchase_lines"
+#: version 3 messages' rows go here; its view (migration 010) writes them to ``TABLE``
+SWIPES_TABLE = "purchase_swipes"
 #: the order of the tuples ``row_to_tuple`` returns (``inserted_at`` is the table's default)
 COLUMNS: tuple[str, ...] = (
     "event_id",
@@ -113,6 +116,19 @@ def row_to_tuple(row: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
+class SwipesMessage:
+    """A version 3 message waiting in the sink: its rows (``JSONCompactEachRow`` text that
+    ClickHouse parses), what its header says, and the record it came in (for a dead letter)."""
+
+    __slots__ = ("households", "key", "lines", "rows", "value")
+
+    def __init__(
+        self, key: bytes | None, value: bytes, rows: bytes, lines: int, households: list[int]
+    ) -> None:
+        self.key, self.value, self.rows = key, value, rows
+        self.lines, self.households = lines, households
+
+
 class PurchaseLineSink:
     """Buffers converted rows and inserts them in batches (quix-streams style).
 
@@ -121,6 +137,12 @@ class PurchaseLineSink:
     ``batch_seconds`` (or always, with ``force=True``); ``write`` inserts at once. An insert
     that fails raises and leaves the buffer as it was, so the caller can retry the flush and
     must not commit the Kafka offsets of buffered rows until a flush returned.
+
+    Version 3 messages (``add_swipes``) wait whole, unread, and go to ``SWIPES_TABLE`` in one
+    INSERT per ``batch_size`` lines (by their headers' counts). When ClickHouse refuses such an
+    INSERT's data (:class:`ClickHouseDataError`), the messages are inserted one by one and the
+    ones refused are moved to ``rejected`` (message, reason) for the caller's dead letters;
+    one INSERT per message into a Null table with one view is all or nothing for that message.
     """
 
     def __init__(
@@ -138,56 +160,84 @@ class PurchaseLineSink:
         self.batch_seconds = batch_seconds
         self._clock = clock
         self._buffer: list[tuple[Any, ...]] = []
+        self._swipes: list[SwipesMessage] = []
+        self._swipe_lines = 0
         self._oldest: float | None = None
         self._written = metrics.LINES_WRITTEN.labels(engine=client.engine)
+        self.rejected: list[tuple[SwipesMessage, str]] = []
 
     @property
     def pending(self) -> int:
-        """Rows buffered, not yet written."""
-        return len(self._buffer)
+        """Rows buffered, not yet written (a version 3 message's by its header)."""
+        return len(self._buffer) + self._swipe_lines
+
+    def add_swipes(self, message: SwipesMessage) -> None:
+        """A version 3 message whose header was checked; ClickHouse reads its rows."""
+        if not self.pending:
+            self._oldest = self._clock()
+        self._swipes.append(message)
+        self._swipe_lines += message.lines
 
     def add(self, rows: Iterable[Mapping[str, Any]]) -> None:
         self.add_tuples([row_to_tuple(row) for row in rows])  # all or nothing
 
     def add_tuples(self, converted: list[tuple[Any, ...]]) -> None:
         """Rows already converted and checked (``stream.analytics.lines.message_tuples``)."""
-        if converted and not self._buffer:
+        if converted and not self.pending:
             self._oldest = self._clock()
         self._buffer.extend(converted)
 
     def due(self) -> bool:
         """Whether :meth:`flush` would write now."""
-        if not self._buffer:
+        if not self._buffer and not self._swipes:
             return False
-        if len(self._buffer) >= self.batch_size:
+        if self.pending >= self.batch_size:
             return True
         return self._oldest is not None and self._clock() - self._oldest >= self.batch_seconds
 
     def seconds_until_due(self) -> float | None:
         """How long until the oldest buffered row is due (``None`` with nothing buffered)."""
-        if not self._buffer or self._oldest is None:
+        if (not self._buffer and not self._swipes) or self._oldest is None:
             return None
-        if len(self._buffer) >= self.batch_size:
+        if self.pending >= self.batch_size:
             return 0.0
         return max(0.0, self._oldest + self.batch_seconds - self._clock())
 
     def household_keys(self) -> set[int]:
-        """The household keys of the buffered rows."""
-        return {row[_HOUSEHOLD_KEY] for row in self._buffer}
+        """The household keys of the buffered rows and messages."""
+        keys = {row[_HOUSEHOLD_KEY] for row in self._buffer}
+        return keys.union(*[message.households for message in self._swipes])
 
     def drop_households(self, keys: set[int]) -> int:
-        """Drop buffered rows of ``keys`` (erased households); returns how many."""
+        """Drop buffered rows of ``keys`` (erased households); returns how many.
+
+        A version 3 message naming one of ``keys`` is read here, in Python, and its other
+        rows are kept as rows; one that does not read goes to ``rejected``."""
         if not keys:
             return 0
+        if self._swipes and not keys.isdisjoint(self.household_keys()):
+            from stream.analytics.lines import message_tuples  # noqa: PLC0415 (it imports us)
+
+            kept = []
+            for message in self._swipes:
+                if keys.isdisjoint(message.households):
+                    kept.append(message)
+                    continue
+                self._swipe_lines -= message.lines
+                try:
+                    self._buffer.extend(message_tuples(message.value))
+                except (ValueError, TypeError, KeyError) as exc:
+                    self.rejected.append((message, str(exc)))
+            self._swipes = kept
         before = len(self._buffer)
         self._buffer = [row for row in self._buffer if row[_HOUSEHOLD_KEY] not in keys]
-        if not self._buffer:
+        if not self.pending:
             self._oldest = None
         return before - len(self._buffer)
 
     def flush(self, *, force: bool = False) -> int:
         """Insert the buffer if it is due (or ``force``); return the rows written."""
-        if not self._buffer or not (force or self.due()):
+        if not (self._buffer or self._swipes) or not (force or self.due()):
             return 0
         written = 0
         while self._buffer:
@@ -196,8 +246,33 @@ class PurchaseLineSink:
             # Dropped only once inserted: a retry after a failure resends the rest, not these.
             del self._buffer[: len(chunk)]
             written += len(chunk)
+        while self._swipes:
+            count, lines = 0, 0
+            for message in self._swipes:
+                if count and lines + message.lines > self.batch_size:
+                    break
+                count, lines = count + 1, lines + message.lines
+            written += self._insert_swipes(count)
         self._oldest = None
         return written
+
+    def _insert_swipes(self, count: int) -> int:
+        """Insert the first ``count`` messages (one INSERT; one each if their data is refused)
+        and take them off the buffer; returns the lines written."""
+        chunk = self._swipes[:count]
+        try:
+            self.client.insert_json_rows(SWIPES_TABLE, b"\n".join([m.rows for m in chunk]))
+        except ClickHouseDataError as exc:
+            if count > 1:
+                return sum(self._insert_swipes(1) for _ in range(count))
+            self.rejected.append((chunk[0], _data_error_reason(exc)))
+            lines = 0
+        else:
+            lines = sum(m.lines for m in chunk)
+            self._written.inc(lines)
+        del self._swipes[:count]
+        self._swipe_lines -= sum(m.lines for m in chunk)
+        return lines
 
     def write(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Convert and insert ``rows`` now, bypassing the buffer; return the rows written."""
@@ -212,5 +287,17 @@ class PurchaseLineSink:
             self._written.inc(len(rows))
 
 
+def _data_error_reason(exc: ClickHouseDataError) -> str:
+    """The reason a view's check gave (``purchase line: ...``), else the error's first line."""
+    text = str(exc)
+    found = _CHECK_REASON.search(text)
+    return (
+        found.group(1)
+        if found
+        else " ".join(text.split("Stack trace", maxsplit=1)[0].split())[:500]
+    )
+
+
+_CHECK_REASON = re.compile(r"'(purchase line: [^']*)'")
 _HOUSEHOLD_KEY = COLUMNS.index("household_key")
 _PARTITION_ID = re.compile(r"^(\d{4})(0[1-9]|1[0-2])$")

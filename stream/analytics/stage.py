@@ -22,12 +22,12 @@ from models.rules import Rules
 from stream import metrics
 from stream.analytics.audit_log import record_to_row, write_audit
 from stream.analytics.erasure import delete_households
-from stream.analytics.lines import message_tuples
+from stream.analytics.lines import is_v3, message_tuples, swipes_header
 from stream.analytics.retention import Partition, drop_old_partitions
 from stream.analytics.rotation import check_key
 from stream.analytics.rules_table import write_bonus_rules
 from stream.analytics.segments import build_segments
-from stream.analytics.sink import PurchaseLineSink
+from stream.analytics.sink import PurchaseLineSink, SwipesMessage
 from stream.clickhouse.connect import connect
 from stream.clickhouse.engine import ClickHouse
 from stream.clickhouse.migrate import migrate
@@ -127,22 +127,35 @@ class LinesProcessor:
         started = time.perf_counter()
         sink = await self.start()
         for record in records:
+            value = record.value or b""
             try:
-                sink.add_tuples(message_tuples(record.value or b""))
+                if is_v3(value):
+                    # ClickHouse reads the rows (purchase_swipes): only the header here.
+                    head = swipes_header(value)
+                    if head.lines:
+                        sink.add_swipes(
+                            SwipesMessage(record.key, value, head.rows, head.lines, head.households)
+                        )
+                else:
+                    sink.add_tuples(message_tuples(value))
             except (ValueError, TypeError, KeyError) as exc:
-                metrics.DEAD_LETTERS.labels(source="purchase-lines", reason="invalid_rows").inc()
-                letter = dead_letter(
-                    self.topics.purchase_lines, record.key, record.value, "invalid_rows", str(exc)
-                )
-                await self.publisher.send(self.topics.dead_letters, record.key, letter)
+                await self._dead_letter(record.key, record.value, str(exc))
         written = await retry_forever(
             lambda: self._flush(sink), dependency="clickhouse", transient=(ClickHouseError, OSError)
         )
+        rejected, sink.rejected = sink.rejected, []
+        for message, reason in rejected:
+            await self._dead_letter(message.key, message.value, reason)
         await self.publisher.flush()
         await self.run_erasures()
         metrics.BATCH_SIZE.labels(stage="analytics").observe(written)
         metrics.BATCH_SECONDS.labels(stage="analytics").observe(time.perf_counter() - started)
         return written
+
+    async def _dead_letter(self, key: bytes | None, value: bytes | None, reason: str) -> None:
+        metrics.DEAD_LETTERS.labels(source="purchase-lines", reason="invalid_rows").inc()
+        letter = dead_letter(self.topics.purchase_lines, key, value, "invalid_rows", reason)
+        await self.publisher.send(self.topics.dead_letters, key, letter)
 
     async def _flush(self, sink: PurchaseLineSink) -> int:
         if self.store is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -15,8 +16,30 @@ import orjson
 
 from stream.clickhouse.engine import ClickHouse, _chdb_lock, _insert_head
 from stream.clickhouse.params import _ARRAY, _DATETIME, _INT_TYPE_ALL, quote_identifier, render
+from stream.errors import (
+    CLICKHOUSE_DATA_ERROR_CODES,
+    ClickHouseDataError,
+    ClickHouseError,
+    MissingExtra,
+)
 from stream.errors import ChdbBusyError as ChdbBusyError  # noqa: PLC0414 (re-exported: its old home)
-from stream.errors import ClickHouseError, MissingExtra
+
+_ERROR_CODE = re.compile(r"^\s*Code: (\d+)\.")
+
+
+#: JSON input as strict as the Python path's checks: no number or bool read as a string, no
+#: bool as a number, no null as a column's default.
+_STRICT_JSON = ", ".join(
+    f"{name} = 0"
+    for name in (
+        "input_format_json_read_numbers_as_strings",
+        "input_format_json_read_bools_as_numbers",
+        "input_format_json_read_bools_as_strings",
+        "input_format_json_read_arrays_as_strings",
+        "input_format_json_read_objects_as_strings",
+        "input_format_null_as_default",
+    )
+)
 
 
 def _chdb_value(raw: Any, ch_type: str) -> Any:
@@ -74,6 +97,9 @@ class ChdbClickHouse(ClickHouse):
         try:
             return self._session.query(sql, fmt)
         except (ChdbError, RuntimeError) as exc:
+            code = _ERROR_CODE.match(str(exc))
+            if code is not None and int(code.group(1)) in CLICKHOUSE_DATA_ERROR_CODES:
+                raise ClickHouseDataError(f"chdb ({self.path}, {self.database}): {exc}") from exc
             raise ClickHouseError(f"chdb ({self.path}, {self.database}): {exc}") from exc
 
     def use(self, database: str) -> None:
@@ -112,6 +138,21 @@ class ChdbClickHouse(ClickHouse):
             f"FORMAT JSONCompactEachRow\n{body.decode()}"
         )
         self._run(sql)
+
+    def insert_json_rows(self, table: str, body: bytes) -> None:
+        if not body.strip():
+            return
+        try:
+            text = body.decode()
+        except UnicodeDecodeError as exc:
+            raise ClickHouseDataError(
+                f"chdb ({self.path}): the rows are not UTF-8: {exc}"
+            ) from None
+        # ClickHouse parses the rows itself, with the GIL released: no Python per row here.
+        self._run(
+            f"INSERT INTO {quote_identifier(table)} SETTINGS {_STRICT_JSON} "
+            f"FORMAT JSONCompactEachRow\n{text}"
+        )
 
     def close(self) -> None:
         session, self._session = self._session, None

@@ -46,6 +46,15 @@ class ClickHouse(ABC):
         """Insert ``rows`` (tuples in ``columns`` order, Python values) in one statement."""
 
     @abstractmethod
+    def insert_json_rows(self, table: str, body: bytes) -> None:
+        """Insert rows that ClickHouse parses itself: ``JSONCompactEachRow``, one JSON array
+        per line with a value for every column of ``table`` in its order, in one statement.
+
+        Strict: a string must be a JSON string, a number a JSON number, no nulls. Raises
+        :class:`ClickHouseDataError` if a row does not fit (or a view's check refuses it).
+        """
+
+    @abstractmethod
     def close(self) -> None:
         """Release the connection (idempotent)."""
 
