@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from itertools import chain, islice
 from typing import Any, ClassVar
 
 import orjson
@@ -23,32 +24,43 @@ _INT_RANGE = re.compile(r"^(U?)Int(8|16|32|64)$")
 _DECIMAL = re.compile(r"^Decimal\((\d+),\s*(\d+)\)$")
 
 
-def native_value(value: Any, ch_type: str, name: str) -> Any:
-    """A JSON value (``orjson.loads``) as clickhouse-driver takes it for ``ch_type``, checked
-    as strictly as :meth:`ChdbClickHouse.insert_json_rows` parses; ``ClickHouseDataError``."""
+def native_column(values: list[Any], ch_type: str, name: str) -> list[Any]:
+    """A column of JSON values (``orjson.loads``) as clickhouse-driver takes it for
+    ``ch_type``, checked as strictly as :meth:`ChdbClickHouse.insert_json_rows` parses
+    (``ClickHouseDataError``). Whole-column passes (``map``, ``min``/``max``), not Python
+    per value, except the decimals' conversion."""
+    if not values:
+        return values
+    types = set(map(type, values))
     if ch_type == "String":
-        if type(value) is str:
-            return value
+        if types == {str}:
+            return values
     elif m := _INT_RANGE.match(ch_type):
         bits = int(m.group(2))
         low, high = (0, 2**bits) if m.group(1) else (-(2 ** (bits - 1)), 2 ** (bits - 1))
-        if type(value) is int and low <= value < high:
-            return value
+        if types == {int} and low <= min(values) and max(values) < high:
+            return values
     elif m := _DECIMAL.match(ch_type):
-        if type(value) in (int, float, str):
+        if types <= {int, float, str}:
             try:
-                number = Decimal(str(value))
+                numbers = list(map(Decimal, map(str, values)))
             except InvalidOperation:
-                number = Decimal("NaN")
+                numbers = [Decimal("NaN")]
             limit = Decimal(10) ** (int(m.group(1)) - int(m.group(2)))
-            if number.is_finite() and abs(number) < limit:
-                return number
+            if all(map(Decimal.is_finite, numbers)) and max(map(abs, numbers)) < limit:
+                return numbers
     elif ch_type.startswith("Array(") and ch_type.endswith(")"):
-        if type(value) is list:
-            return [native_value(item, ch_type[6:-1], name) for item in value]
+        if types == {list}:
+            inner = list(chain.from_iterable(values))
+            flat = native_column(inner, ch_type[6:-1], name)
+            if flat is inner:  # the values as they are
+                return values
+            items = iter(flat)
+            return [list(islice(items, n)) for n in map(len, values)]
     else:
         raise ValueError(f"{name}: type {ch_type} is not supported here")
-    raise ClickHouseDataError(f"{name} ({ch_type}) cannot be {value!r:.80}")
+    bad = next((v for v in values if type(v) not in (str, int, float, list)), values[0])
+    raise ClickHouseDataError(f"{name} ({ch_type}): a value does not fit, e.g. {bad!r:.80}")
 
 
 # -- server (clickhouse-driver) -----------------------------------------------------------
@@ -113,23 +125,22 @@ class ServerClickHouse(ClickHouse):
         if types is None:
             described = self._run(f"DESCRIBE TABLE {quote_identifier(table)}")
             types = self._types[table] = [(str(row[0]), str(row[1])) for row in described]
-        columns: list[list[Any]] = [[] for _ in types]
-        for line in body.splitlines():
-            if not line.strip():
-                continue
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise ClickHouseDataError(f"ClickHouse server: a row is not JSON: {exc}") from None
-            if type(row) is not list or len(row) != len(types):
-                raise ClickHouseDataError(
-                    f"ClickHouse server: a row of {table} must be a JSON array of {len(types)}"
-                )
-            for column, value, (name, ch_type) in zip(columns, row, types, strict=True):
-                column.append(native_value(value, ch_type, name))
-        if columns and columns[0]:
-            head = _insert_head(table, [name for name, _ in types])
-            self._run(f"{head} VALUES", columns, columnar=True)
+        try:
+            rows = list(map(orjson.loads, filter(bytes.strip, body.splitlines())))
+        except orjson.JSONDecodeError as exc:
+            raise ClickHouseDataError(f"ClickHouse server: a row is not JSON: {exc}") from None
+        if not rows:
+            return
+        if set(map(type, rows)) != {list} or set(map(len, rows)) != {len(types)}:
+            raise ClickHouseDataError(
+                f"ClickHouse server: a row of {table} must be a JSON array of {len(types)}"
+            )
+        columns = [
+            native_column(list(column), ch_type, name)
+            for column, (name, ch_type) in zip(zip(*rows, strict=True), types, strict=True)
+        ]
+        head = _insert_head(table, [name for name, _ in types])
+        self._run(f"{head} VALUES", columns, columnar=True)
 
     def close(self) -> None:
         self._client.disconnect()
