@@ -32,11 +32,10 @@ def batch_agent(
     """Deliver ``topic_name`` to ``make_handler()`` in batches of at most ``size`` records.
 
     The handler is a ``BatchHandler`` (``prepare`` then ``apply``: the next batch is prepared
-    while this one waits on I/O) or a plain ``async process(records)``. ``within`` is accepted
-    and ignored: a batch is what one fetch brought (so nothing waits to fill a batch).
-    ``in_flight``: handler calls that may run at once (``stream.kafka.batches.LaneSpec``).
+    while this one waits on I/O) or a plain ``async process(records)``. ``within``: seconds to
+    wait for a batch to fill (``LaneSpec.linger``); without it a batch is what one fetch
+    brought. ``in_flight``: handler calls that may run at once (``LaneSpec``).
     """
-    del within
 
     def make() -> BatchHandler:
         handler = make_handler()
@@ -44,4 +43,6 @@ def batch_agent(
             return ProcessHandler(handler)
         return handler
 
-    app.batch_handler(topic_name, name, make, max_records=size, in_flight=in_flight)
+    app.batch_handler(
+        topic_name, name, make, max_records=size, in_flight=in_flight, linger=within or 0.0
+    )

@@ -68,9 +68,11 @@ class LoyaltyApp(faust.App):
         *,
         max_records: int,
         in_flight: int = 1,
+        linger: float = 0.0,
     ) -> None:
         """Deliver ``topic_name`` in whole fetched batches to ``make()`` (made once, in the
-        worker's loop); at most ``max_records`` per call. See ``stream.kafka.batches``."""
+        worker's loop); at most ``max_records`` per call, waiting up to ``linger`` seconds to
+        fill one. See ``stream.kafka.batches``."""
         if topic_name in self.batch_lanes:
             raise ValueError(f"two batch handlers for topic {topic_name!r}")
         topic = self.topic(
@@ -82,7 +84,7 @@ class LoyaltyApp(faust.App):
         )
         self.topics.add(topic)
         self.batch_lanes[topic_name] = LaneSpec(
-            topic_name, name, make, max(1, max_records), max(1, in_flight)
+            topic_name, name, make, max(1, max_records), max(1, in_flight), max(0.0, linger)
         )
 
     @property

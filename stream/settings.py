@@ -72,7 +72,9 @@ class Settings(BaseSettings):
     swipe_partitions: int = Field(4, ge=1, description="partitions when we create loyalty.swipes")
     batch_size: int = Field(500, ge=1, description="swipes per Redis round trip")
     batch_seconds: float = Field(0.2, gt=0, description="longest wait to fill a batch")
-    analytics_batch_size: int = Field(5000, ge=1, description="rows per ClickHouse insert")
+    analytics_batch_size: int = Field(
+        50_000, ge=1, description="rows per ClickHouse insert (at most)"
+    )
     analytics_batch_seconds: float = Field(
         2.0, gt=0, description="longest wait to fill a ClickHouse insert"
     )
