@@ -28,6 +28,7 @@ from stream.clickhouse.engine import ClickHouse
 from stream.clickhouse.migrate import migrate
 from stream.devstack.broker import TansuBroker
 from stream.devstack.redis_server import RedisServer
+from stream.errors import ClickHouseDataError, ClickHouseError, dependency_error
 from stream.kafka.publisher import KafkaPublisher
 from stream.kafka.topics import Record, create_topics
 from stream.settings import Settings
@@ -289,3 +290,29 @@ def test_stage_dead_letters_bad_messages_and_drops_erased_households(
     assert {letter["reason"] for letter in letters.values()} == {"invalid_rows"}
     assert letters[b"bad-row"]["detail"] == "purchase line: code must be 0, 1 or 2"
     assert "lines" in letters[b"bad-header"]["detail"]
+
+
+def test_an_insert_that_fails_for_another_reason_keeps_the_messages(
+    clickhouse: ClickHouse,
+) -> None:
+    """Not a data error (here: the table is not there yet): nothing is refused or dropped, the
+    flush raises and a later one writes everything."""
+    sink = PurchaseLineSink(clickhouse, batch_size=3, batch_seconds=60)
+    for n in range(3):
+        sink.add_swipes(v3_message(b"k", encode([item(f"t-{n}a"), item(f"t-{n}b")])))
+    with pytest.raises(ClickHouseError) as failed:
+        sink.flush(force=True)
+    assert not isinstance(failed.value, ClickHouseDataError)
+    assert (sink.pending, sink.rejected) == (12, [])
+    migrate(clickhouse)
+    assert sink.flush(force=True) == 12
+    assert clickhouse.query("SELECT count() FROM purchase_lines FINAL") == [(12,)]
+
+
+def test_clickhouse_data_errors_are_told_apart() -> None:
+    from clickhouse_driver.errors import ServerException  # noqa: PLC0415
+
+    assert isinstance(dependency_error(ServerException("bad row", code=27)), ClickHouseDataError)
+    unknown_table = dependency_error(ServerException("no table", code=60))
+    assert isinstance(unknown_table, ClickHouseError)
+    assert not isinstance(unknown_table, ClickHouseDataError)
