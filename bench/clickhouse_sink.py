@@ -205,7 +205,7 @@ def spin_alone() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=200_000)
-    parser.add_argument("--batch", type=int, default=5_000, help="LOYALTY_ANALYTICS_BATCH_SIZE")
+    parser.add_argument("--batch", type=int, default=50_000, help="LOYALTY_ANALYTICS_BATCH_SIZE")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--engines", default="chdb,server")
     parser.add_argument("--server-url", default=None, help="clickhouse://host:port (no database)")
