@@ -84,7 +84,7 @@ def swipe_item(
         if type(quantities[0]) is Decimal:  # one parser made all of a swipe's lines
             quantities = tuple(str(q) for q in quantities)  # the reference parser's Decimals
         if None in fuels:
-            fuels = tuple(fuel or 0 for fuel in fuels)
+            fuels = tuple(map(_NO_FUEL.get, fuels, fuels))  # None -> 0, in C
     return [
         event_id,
         occurred_at,
@@ -105,6 +105,7 @@ def swipe_item(
     ]
 
 
+_NO_FUEL: dict[Any, int] = {None: 0}
 _LINE_COLUMNS = attrgetter("sku", "product_group", "quantity", "amount_cents", "fuel_ml")
 
 
