@@ -28,13 +28,15 @@ def batch_agent(
     size: int,
     within: float | None = None,
     in_flight: int = 1,
+    buffer: int = 0,
 ) -> None:
     """Deliver ``topic_name`` to ``make_handler()`` in batches of at most ``size`` records.
 
     The handler is a ``BatchHandler`` (``prepare`` then ``apply``: the next batch is prepared
     while this one waits on I/O) or a plain ``async process(records)``. ``within``: seconds to
     wait for a batch to fill (``LaneSpec.linger``); without it a batch is what one fetch
-    brought. ``in_flight``: handler calls that may run at once (``LaneSpec``).
+    brought. ``in_flight``: handler calls that may run at once; ``buffer``: messages queued
+    before fetching pauses (``LaneSpec``).
     """
 
     def make() -> BatchHandler:
@@ -44,5 +46,11 @@ def batch_agent(
         return handler
 
     app.batch_handler(
-        topic_name, name, make, max_records=size, in_flight=in_flight, linger=within or 0.0
+        topic_name,
+        name,
+        make,
+        max_records=size,
+        in_flight=in_flight,
+        linger=within or 0.0,
+        buffer=buffer,
     )

@@ -52,6 +52,10 @@ async def run(argv: list[str]) -> None:
     await consumer.start()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    for _ in range(1200):  # joined the group (within a minute): the backlog may come now
+        if consumer.assignment():
+            break
+        await asyncio.sleep(0.05)
     print("ready", flush=True)
     months: dict[Month, tuple[str, int, int]] = {}
     while not stop.is_set():

@@ -69,6 +69,7 @@ class LoyaltyApp(faust.App):
         max_records: int,
         in_flight: int = 1,
         linger: float = 0.0,
+        buffer: int = 0,
     ) -> None:
         """Deliver ``topic_name`` in whole fetched batches to ``make()`` (made once, in the
         worker's loop); at most ``max_records`` per call, waiting up to ``linger`` seconds to
@@ -84,7 +85,13 @@ class LoyaltyApp(faust.App):
         )
         self.topics.add(topic)
         self.batch_lanes[topic_name] = LaneSpec(
-            topic_name, name, make, max(1, max_records), max(1, in_flight), max(0.0, linger)
+            topic_name,
+            name,
+            make,
+            max(1, max_records),
+            max(1, in_flight),
+            max(0.0, linger),
+            max(0, buffer),
         )
 
     @property

@@ -78,6 +78,8 @@ class LaneSpec:
     # of the oldest queued batch): fewer, larger handler calls where each call has a high fixed
     # cost (a ClickHouse insert). 0: handle what a fetch brought at once.
     linger: float = 0.0
+    # Messages queued before fetching the topic pauses (0: 8 x ``max_records``).
+    buffer: int = 0
 
 
 @dataclass(slots=True)
@@ -103,7 +105,10 @@ class _Lane:
 
     @property
     def high_water(self) -> int:
-        return 4 * self.spec.max_records
+        """Queued messages at which fetching this topic pauses; it resumes below half of it,
+        early enough that the next fetch (thousands of messages, ~100 ms on Tansu) lands
+        before the queue runs dry."""
+        return self.spec.buffer or 8 * self.spec.max_records
 
     def put(self, batch: _Batch) -> None:
         self.queue.append(batch)
@@ -145,7 +150,7 @@ class _Lane:
                 first.messages += following.messages
                 first.tps |= following.tps
         self.queued -= len(first.messages)
-        if self.paused and self.queued < self.spec.max_records:
+        if self.paused and self.queued < self.high_water // 2:
             for tp in self.paused:
                 self.consumer.on_buffer_drop(tp)
             self.paused.clear()

@@ -416,8 +416,8 @@ class Store(PayoutStore):
     async def erased_among(self, keys: Iterable[int]) -> set[int]:
         """The household keys among ``keys`` whose household was erased (recently)."""
         wanted = sorted(set(keys))
-        if not wanted:
-            return set()
+        if not wanted or not await self.redis.zcard(self.keys.erased_recent()):
+            return set()  # the common case: no recent erasure, no keys to send
         scores = await self.redis.zmscore(self.keys.erased_recent(), [str(k) for k in wanted])
         return {k for k, score in zip(wanted, scores, strict=True) if score is not None}
 

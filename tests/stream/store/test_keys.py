@@ -75,10 +75,8 @@ def _swipe_entry(event_id: str, card: str, *, from_hold: bool = False) -> dict[s
         "m": "2026-11",
         "d": "2026-11-10",
         "i": {"swipes": 1, "purchases_cents": 500},
-        "r": "{}",
         "x": now + 3600,
         "a": now + 3600,
-        "t": now,
         "h": 1 if from_hold else 0,
     }
 
@@ -94,7 +92,8 @@ async def _write_everything(store: Store) -> list[str]:
     ]
     assert await store.apply_register(ops) == ["applied"] * 3
     outcomes = await store.apply_swipes(
-        [_swipe_entry("E1", "6390000000000001"), _swipe_entry("E2", "6390000000000009")]
+        [_swipe_entry("E1", "6390000000000001"), _swipe_entry("E2", "6390000000000009")],
+        [b"{}", b"{}"],
     )
     assert [o.outcome for o in outcomes] == ["applied", "held"]
     ledger = await store.redis.hgetall(store.keys.household_ledger("HK"))
@@ -207,3 +206,34 @@ def test_every_key_name_a_lua_script_composes_is_one_of_keys_py() -> None:
     }
     assert composed  # the pattern still finds them
     assert composed - named == set()
+
+
+def test_the_raw_swipe_crosses_to_redis_only_for_an_unknown_card(
+    redis_server: RedisServer, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    async def run() -> tuple[list[str], list[str]]:
+        store = Store.from_url(redis_server.url, redis_prefix)
+        try:
+            await _write_everything(store)  # card ...0001 known, ...0009 unknown
+            entries = [
+                _swipe_entry("E3", "6390000000000001"),
+                _swipe_entry("E4", "6390000000000008"),
+            ]
+            first = [o.outcome for o in await store.apply_swipes(entries, [b"raw-3", b"raw-4"])]
+            try:
+                await store.apply_swipes([_swipe_entry("E5", "6390000000000007")])
+            except ValueError as exc:
+                refused = [str(exc)]
+            else:
+                refused = []
+            return first, refused
+        finally:
+            await store.close()
+
+    outcomes, refused = asyncio.run(run())
+    assert outcomes == ["applied", "held"]
+    keys = Keys(redis_prefix)
+    assert redis_client.hgetall(keys.held("6390000000000008")) == {b"E4": b"raw-4"}
+    assert redis_client.hgetall(keys.held("6390000000000001")) == {}  # known: nothing held
+    assert refused and "raw swipe" in refused[0]
+    assert not redis_client.exists(keys.held("6390000000000007"))  # refused: nothing written
