@@ -227,6 +227,9 @@ class Bench:
                 written = sum(
                     counter(p.metrics_url, "loyalty_clickhouse_lines_total") for p in procs
                 )
+                if self.args.long and done // 100_000 > before[0] // 100_000:
+                    rss = max(rss_mb(pid) for pid in pids)
+                    print(f"  {done:,} swipes applied: RSS {rss:.0f} MB", flush=True)
                 if (done, written) != before:
                     moved = time.perf_counter()
                 elif time.perf_counter() - moved > STALL_SECONDS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from stream.settings import Settings
@@ -87,8 +87,9 @@ def create_topics(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
+    """One Kafka record as the handlers see it (a tuple: one is made per message)."""
+
     key: bytes | None
     value: bytes | None
 

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import redis.asyncio as aioredis
@@ -29,8 +29,9 @@ from stream.store.outbox import PayoutStore
 _LUA = Path(__file__).with_name("lua")
 
 
-@dataclass(frozen=True, slots=True)
-class SwipeOutcome:
+class SwipeOutcome(NamedTuple):
+    """What ``apply_swipes.lua`` did with one swipe (a tuple: one is made per swipe)."""
+
     outcome: str  # applied | duplicate | held | blocked | expired
     household_id: str
     co_op: str
