@@ -34,6 +34,7 @@ class Handler:
 class Consumer:
     def __init__(self) -> None:
         self.acked: list[int] = []
+        self.flow: list[tuple[str, int]] = []  # ("pause" | "resume", messages queued)
         self.flow_active = True
         self.app = SimpleNamespace(
             consumer_generation_id=1, rebalancing=False, monitor=None, crash=self._crash
@@ -45,9 +46,13 @@ class Consumer:
     def ack(self, message: Any) -> None:
         self.acked.append(message.offset)
 
-    def on_buffer_full(self, tp: TP) -> None: ...
+    def on_buffer_full(self, tp: TP) -> None:
+        self.flow.append(("pause", self.lane.queued))
 
-    def on_buffer_drop(self, tp: TP) -> None: ...
+    def on_buffer_drop(self, tp: TP) -> None:
+        self.flow.append(("resume", self.lane.queued))
+
+    lane: _Lane
 
 
 def batch(*offsets: int) -> _Batch:
@@ -93,3 +98,21 @@ def test_a_lingering_lane_goes_at_once_when_the_batch_is_full() -> None:
     assert calls[0][0] - started < 0.5  # full: no waiting
     assert calls[1][0] - started >= 1.0  # the rest waited for more, then went
     assert acked == [0, 1, 2, 3, 4]
+
+
+def test_fetching_pauses_at_eight_batches_queued_and_resumes_below_half() -> None:
+    consumer = Consumer()
+    spec = LaneSpec("t", "t", Handler, 10, 1)
+    lane = consumer.lane = _Lane(consumer, spec)  # type: ignore[arg-type]
+    assert lane.high_water == 80
+    lane.put(batch(*range(50)))
+    assert consumer.flow == []
+    lane.put(batch(*range(50, 85)))
+    assert consumer.flow == [("pause", 85)]
+    taken = 0
+    while consumer.flow[-1][0] != "resume":
+        taken += len(lane._take().messages)
+    # Resumed as soon as fewer than 40 were queued, with four batches' worth still to handle.
+    assert consumer.flow[-1] == ("resume", 35) and taken == 50
+    sized = _Lane(consumer, LaneSpec("t", "t", Handler, 10, 1, buffer=25))  # type: ignore[arg-type]
+    assert sized.high_water == 25  # a lane of large messages sets its own
