@@ -32,6 +32,7 @@ from stream.kafka.topics import Record, create_topics
 from stream.settings import Settings
 from stream.store.store import Store
 from tests.support import events
+from tests.support.settings import isolated_settings
 
 RULES = load_rules("stream/rules.default.toml")
 HOUSEHOLD = "HX-secret-77"
@@ -96,11 +97,10 @@ def records(raw: list[bytes]) -> list[dict[str, Any]]:
 def base(kafka: TansuBroker, redis_server: RedisServer, unique: str, tmp_path: Path) -> Settings:
     # one partition, so the records read back in the order they were written
     create_topics(kafka.bootstrap, {f"{unique}.audit": 1})
-    return Settings(
-        kafka_url=kafka.url,
-        redis_url=redis_server.url,
-        topic_prefix=f"{unique}.",
-        redis_prefix=f"{unique}:",
+    return isolated_settings(
+        kafka,
+        redis_server,
+        unique,
         audit_key=SecretStr(AUDIT_KEY),
         api_clients=tmp_path / "clients.toml",
         api_tokens=SecretStr("legacy-token-1"),

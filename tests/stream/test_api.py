@@ -20,6 +20,7 @@ from stream.kafka.topics import Record
 from stream.settings import Settings
 from stream.store.store import Store
 from tests.support import events
+from tests.support.settings import isolated_settings
 
 RULES = load_rules("stream/rules.default.toml")
 CARD = "6390001234567890"
@@ -27,11 +28,10 @@ CARD = "6390001234567890"
 
 @pytest.fixture
 def settings(kafka: TansuBroker, redis_server: RedisServer, unique: str) -> Settings:
-    return Settings(
-        kafka_url=kafka.url,
-        redis_url=redis_server.url,
-        topic_prefix=f"{unique}.",
-        redis_prefix=f"{unique}:",
+    return isolated_settings(
+        kafka,
+        redis_server,
+        unique,
     )
 
 

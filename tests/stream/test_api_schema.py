@@ -22,10 +22,10 @@ from stream.devstack.redis_server import RedisServer
 from stream.devstack.services import ApiProcess
 from stream.kafka.publisher import KafkaPublisher
 from stream.kafka.topics import Record
-from stream.settings import Settings
 from stream.store.store import Store
 from tests.support import events
 from tests.support.services import free_port, loyalty_env, unique_id
+from tests.support.settings import isolated_settings
 
 RULES = load_rules("stream/rules.default.toml")
 CHECKS = (
@@ -66,11 +66,10 @@ def live_api(
     clients = tmp / "clients.toml"
     token = add_client(clients, "schemathesis", ["bonus:read", "subject:read"])
     env |= {"LOYALTY_API_CLIENTS": str(clients), "LOYALTY_API_RATE_PER_SECOND": "0"}
-    seeded = Settings(
-        kafka_url=kafka.url,
-        redis_url=redis_server.url,
-        topic_prefix=f"{unique}.",
-        redis_prefix=f"{unique}:",
+    seeded = isolated_settings(
+        kafka,
+        redis_server,
+        unique,
     )
 
     async def seed() -> None:

@@ -31,9 +31,9 @@ from stream.devstack.redis_server import RedisServer
 from stream.errors import ClickHouseDataError, ClickHouseError, dependency_error
 from stream.kafka.publisher import KafkaPublisher
 from stream.kafka.topics import Record, create_topics
-from stream.settings import Settings
 from stream.store.store import Store
 from tests.support.services import consume
+from tests.support.settings import isolated_settings
 
 SELECT_ROWS = f"SELECT {', '.join(COLUMNS)} FROM purchase_lines FINAL ORDER BY event_id, line_no"
 
@@ -245,11 +245,10 @@ def test_bad_version_3_messages_are_refused_and_the_good_ones_land(
 def test_stage_dead_letters_bad_messages_and_drops_erased_households(
     kafka: TansuBroker, redis_server: RedisServer, unique: str, clickhouse: ClickHouse
 ) -> None:
-    settings = Settings(
-        kafka_url=kafka.url,
-        redis_url=redis_server.url,
-        topic_prefix=f"{unique}.",
-        redis_prefix=f"{unique}:",
+    settings = isolated_settings(
+        kafka,
+        redis_server,
+        unique,
     )
     create_topics(kafka.bootstrap, {settings.topic("dead-letters"): 1})
     migrate(clickhouse)

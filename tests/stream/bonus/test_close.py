@@ -37,6 +37,7 @@ from stream.kafka.topics import Record, Topics, create_topics_async
 from stream.settings import DEFAULT_RULES, Settings
 from stream.store.store import Store
 from tests.support import events
+from tests.support.settings import isolated_settings
 
 T = TypeVar("T")
 SEP, OCT, NOV = Month(2026, 9), Month(2026, 10), Month(2026, 11)
@@ -155,11 +156,10 @@ def harness_runner(
     """``run(scenario)`` runs ``async scenario(h)`` in a fresh event loop with a harness made
     by ``make``; the topics ``one_partition`` names get one partition each, so that what is
     read back is in the order of sending."""
-    settings = Settings(
-        kafka_url=kafka.url,
-        redis_url=redis_server.url,
-        topic_prefix=f"{unique}.",
-        redis_prefix=f"{unique}:",
+    settings = isolated_settings(
+        kafka,
+        redis_server,
+        unique,
         group_id=unique,
         _env_file=None,  # type: ignore[call-arg]
     )

@@ -38,6 +38,7 @@ from stream.settings import Settings
 from stream.store.store import Store
 from tests.support import events
 from tests.support.services import TeePublisher
+from tests.support.settings import isolated_settings
 
 RULES = load_rules("stream/rules.default.toml")
 GONE, KEPT = "HE", "HK"
@@ -178,11 +179,10 @@ def test_an_erasure_removes_the_household_from_every_store(
     unique: str,
     clickhouse: ClickHouse,
 ) -> None:
-    settings = Settings(
-        kafka_url=kafka.url,
-        redis_url=redis_server.url,
-        topic_prefix=f"{unique}.",
-        redis_prefix=f"{unique}:",
+    settings = isolated_settings(
+        kafka,
+        redis_server,
+        unique,
         pseudonym_key="erasure-test-key",
     )
     prefix = settings.redis_prefix
@@ -276,11 +276,10 @@ def test_an_erasure_removes_the_household_from_every_store(
 def test_a_newer_snapshot_after_an_erasure_is_a_new_relationship(
     kafka: TansuBroker, redis_server: RedisServer, unique: str
 ) -> None:
-    settings = Settings(
-        kafka_url=kafka.url,
-        redis_url=redis_server.url,
-        topic_prefix=f"{unique}.",
-        redis_prefix=f"{unique}:",
+    settings = isolated_settings(
+        kafka,
+        redis_server,
+        unique,
     )
 
     async def scenario() -> list[dict[str, int]]:

@@ -22,16 +22,16 @@ from stream.settings import Settings
 from stream.store.store import Store
 from tests.support import events
 from tests.support.services import consume
+from tests.support.settings import isolated_settings
 
 RULES = load_rules("stream/rules.default.toml")
 
 
 def settings_for(kafka: TansuBroker, redis_server: RedisServer, unique: str) -> Settings:
-    return Settings(
-        kafka_url=kafka.url,
-        redis_url=redis_server.url,
-        topic_prefix=f"{unique}.",
-        redis_prefix=f"{unique}:",
+    return isolated_settings(
+        kafka,
+        redis_server,
+        unique,
         hold_days=35,
     )
 

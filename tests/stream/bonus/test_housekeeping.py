@@ -25,6 +25,7 @@ from stream.kafka.topics import Record, Topics, create_topics_async
 from stream.settings import DEFAULT_RULES, Settings
 from stream.store.store import Store
 from tests.support import events
+from tests.support.settings import isolated_settings
 
 RULES = load_rules(DEFAULT_RULES)
 
@@ -77,11 +78,10 @@ def test_months_due_follows_the_configured_day_and_hour() -> None:
 class Services:
     def __init__(self, kafka: TansuBroker, redis_server: RedisServer, unique: str) -> None:
         self.bootstrap = kafka.bootstrap
-        self.settings = Settings(
-            kafka_url=kafka.url,
-            redis_url=redis_server.url,
-            topic_prefix=f"{unique}.",
-            redis_prefix=f"{unique}:",
+        self.settings = isolated_settings(
+            kafka,
+            redis_server,
+            unique,
             group_id=unique,
             _env_file=None,  # type: ignore[call-arg]
         )

@@ -34,6 +34,7 @@ from stream.settings import DEFAULT_RULES, Settings
 from stream.store.store import Store
 from tests.support import events
 from tests.support.processes import RunCli
+from tests.support.settings import isolated_settings
 
 RULES_TEXT = (
     DEFAULT_RULES.read_text()
@@ -74,11 +75,10 @@ async def dead_letters(bootstrap: str, topic: str) -> list[dict[str, Any]]:
 
 
 def settings_of(kafka: TansuBroker, redis_server: RedisServer, unique: str) -> Settings:
-    return Settings(
-        kafka_url=kafka.url,
-        redis_url=redis_server.url,
-        topic_prefix=f"{unique}.",
-        redis_prefix=f"{unique}:",
+    return isolated_settings(
+        kafka,
+        redis_server,
+        unique,
         group_id=unique,
         _env_file=None,  # type: ignore[call-arg]
     )

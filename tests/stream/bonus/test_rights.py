@@ -25,10 +25,10 @@ from stream.clickhouse.migrate import migrate
 from stream.devstack.broker import TansuBroker
 from stream.devstack.redis_server import RedisServer
 from stream.kafka.topics import Record
-from stream.settings import Settings
 from stream.store.store import Store
 from tests.support import events
 from tests.support.services import TeePublisher, consume
+from tests.support.settings import isolated_settings
 
 RULES = load_rules("stream/rules.default.toml")
 ENDED_AT = "2026-03-20T12:00:00+02:00"
@@ -77,11 +77,10 @@ def test_the_rights_run_with_a_driven_clock(
     unique: str,
     clickhouse: ClickHouse,
 ) -> None:
-    settings = Settings(
-        kafka_url=kafka.url,
-        redis_url=redis_server.url,
-        topic_prefix=f"{unique}.",
-        redis_prefix=f"{unique}:",
+    settings = isolated_settings(
+        kafka,
+        redis_server,
+        unique,
         pseudonym_key="rights-test-key",
         retention_months=24,
         ended_retention_months=12,

@@ -32,6 +32,7 @@ from stream.settings import DEFAULT_RULES, Settings
 from stream.store.store import Store
 from tests.support import events
 from tests.support.processes import RunCli
+from tests.support.settings import isolated_settings
 
 CURRENT = parse_rules(DEFAULT_RULES.read_text())
 RAISED_TEXT = DEFAULT_RULES.read_text().replace(
@@ -50,11 +51,10 @@ PURCHASES = {
 def settings_for(
     kafka: TansuBroker, redis_server: RedisServer, unique: str, **more: Any
 ) -> Settings:
-    return Settings(
-        kafka_url=kafka.url,
-        redis_url=redis_server.url,
-        topic_prefix=f"{unique}.",
-        redis_prefix=f"{unique}:",
+    return isolated_settings(
+        kafka,
+        redis_server,
+        unique,
         group_id=unique,
         pseudonym_key="test-pseudonym-key",  # type: ignore[arg-type]
         _env_file=None,  # type: ignore[call-arg]

@@ -38,6 +38,7 @@ from stream.store.store import Store
 from tests.support import events
 from tests.support.schemas import errors as schema_errors
 from tests.support.services import TeePublisher
+from tests.support.settings import isolated_settings
 
 RULES = load_rules("stream/rules.default.toml")
 CARD_1, CARD_2, HELD_CARD, OTHER_CARD = (
@@ -78,11 +79,10 @@ def purchase(event_id: str, number: str, when: str, **extra: Any) -> dict[str, A
 
 
 def settings_for(kafka: TansuBroker, redis_server: RedisServer, unique: str) -> Settings:
-    return Settings(
-        kafka_url=kafka.url,
-        redis_url=redis_server.url,
-        topic_prefix=f"{unique}.",
-        redis_prefix=f"{unique}:",
+    return isolated_settings(
+        kafka,
+        redis_server,
+        unique,
         pseudonym_key="subject-test-key",
     )
 

@@ -18,17 +18,17 @@ from stream.kafka.topics import Record
 from stream.settings import Settings
 from stream.store.store import Store
 from tests.support import events
+from tests.support.settings import isolated_settings
 
 RULES = load_rules("stream/rules.default.toml")
 
 
 @pytest.fixture
 def settings(kafka: TansuBroker, redis_server: RedisServer, unique: str) -> Iterator[Settings]:
-    yield Settings(
-        kafka_url=kafka.url,
-        redis_url=redis_server.url,
-        topic_prefix=f"{unique}.",
-        redis_prefix=f"{unique}:",
+    yield isolated_settings(
+        kafka,
+        redis_server,
+        unique,
     )
 
 
