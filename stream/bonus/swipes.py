@@ -83,7 +83,7 @@ class SwipeProcessor:
         self._month_cache: dict[tuple[int, int], _MonthFacts] = {}
         self._household_keys: dict[str, int] = {}
         self._utc_texts: dict[datetime, str] = {}
-        self._applied = metrics.SWIPES.labels  # bound once: called per batch and outcome
+        self._swipes_total = metrics.SWIPES.labels  # bound once: called per batch and outcome
 
     async def process(self, records: list[Record]) -> dict[str, int]:
         """Process one batch from ``loyalty.swipes``; returns outcome counts."""
@@ -203,7 +203,7 @@ class SwipeProcessor:
             okey = (swipe.kind, name)
             by_outcome[okey] = by_outcome.get(okey, 0) + 1
         for (kind, name), n in by_outcome.items():
-            self._applied(kind=kind, outcome=name).inc(n)
+            self._swipes_total(kind=kind, outcome=name).inc(n)
         for (co_op, kind), cents in eligible.items():
             metrics.ELIGIBLE_CENTS.labels(co_op=co_op, kind=kind).inc(cents)
         metrics.observe_many(metrics.EVENT_TO_BALANCE_SECONDS, lags)
