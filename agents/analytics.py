@@ -26,7 +26,7 @@ def register(app: LoyaltyApp) -> None:
         size=max(1, settings.analytics_batch_size // ROWS_PER_MESSAGE_GUESS),
         # ClickHouse pays per insert (a part written, merged later): wait to fill one.
         within=settings.analytics_batch_seconds,
-        buffer=2 * max(1, settings.analytics_batch_size // ROWS_PER_MESSAGE_GUESS),  # ~300 kB each
+        buffer=2 * max(1, settings.analytics_batch_size // ROWS_PER_MESSAGE_GUESS),  # ~50 kB each
     )
 
     @app.task

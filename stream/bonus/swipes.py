@@ -34,7 +34,7 @@ from stream.settings import Settings
 from stream.store.store import Store, SwipeOutcome
 
 log = logging.getLogger(__name__)
-ROWS_PER_MESSAGE = 1000  # purchase lines per message of the internal topic (about 300 kB)
+ROWS_PER_MESSAGE = 1000  # purchase lines per message of the internal topic (about 50 kB)
 
 
 # A month's cached facts (``SwipeProcessor._month``): its ``YYYY-MM``, the seen set's and the
