@@ -86,10 +86,6 @@ def retention_cutoff(today: date, months: int) -> date:
     return months_back(today, months - 1)
 
 
-def local_date(instant: datetime, tz: ZoneInfo) -> date:
-    return instant.astimezone(tz).date()
-
-
 def days_after(month: Month, days: int, tz: ZoneInfo) -> datetime:
     """The instant ``days`` days after the month ended (for expiry of per-month data)."""
     return month.ends_at(tz) + timedelta(days=days)

@@ -272,11 +272,6 @@ def _micros(instant: datetime) -> int:
     return int((instant - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1))
 
 
-def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def chunks_of_lines(items: list[list[Any]], lines: int) -> Iterable[list[list[Any]]]:
     """Swipe items in messages of about ``lines`` purchase lines (a swipe is never split)."""
     chunk: list[list[Any]] = []

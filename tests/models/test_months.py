@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from models.months import (
     Month,
     days_after,
-    local_date,
     month_end,
     month_start,
     months_back,
@@ -117,7 +116,6 @@ def test_dst_switches_stay_in_their_month(instant: str, wall_clock: str, offset_
     assert local.replace(tzinfo=None) == datetime.fromisoformat(wall_clock)
     assert local.utcoffset() == timedelta(hours=offset_hours)
     assert month_of(instant) == wall_clock[:7]
-    assert local_date(utc(instant), HEL) == date.fromisoformat(wall_clock[:10])
 
 
 def test_the_repeated_hour_of_october_is_october_on_both_passes() -> None:
