@@ -102,6 +102,19 @@ def card(
     }
 
 
+def person(person_id: str, household_id: str, bans: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "schema": "register/1",
+        "type": "person",
+        "person_id": person_id,
+        "household_id": household_id,
+        "bans": bans or [],
+        "email_marketing": True,
+        "sms_marketing": False,
+        "updated_at": "2026-09-01T09:00:00+02:00",
+    }
+
+
 def capital_payment(payment_id: str, household_id: str, amount_cents: int) -> dict[str, Any]:
     return {
         "schema": "register/1",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from stream.devstack.broker import TansuBroker
 from stream.devstack.processes import free_port
@@ -165,6 +165,27 @@ def consume(
         return records
 
     return asyncio.run(run())
+
+
+async def read_partition(
+    bootstrap: str, topic: str, timeout: float = 20.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of a one-partition topic so far, in offset order: read up to the high
+    watermark the fetch responses report (not ListOffsets), without a consumer group."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    out: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        async with asyncio.timeout(timeout):
+            while (hw := consumer.highwater(tp)) is None or await consumer.position(tp) < hw:
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    out += batch
+    finally:
+        await consumer.stop()
+    return out
 
 
 def partitions_of(bootstrap: str, topic: str) -> set[int]:

@@ -18,9 +18,7 @@ from typing import Any, TypeVar
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaTimeoutError
-from aiokafka.structs import TopicPartition
 
 from models.months import Month
 from models.payout import Payout
@@ -37,6 +35,7 @@ from stream.kafka.topics import Record, Topics, create_topics_async
 from stream.settings import DEFAULT_RULES, Settings
 from stream.store.store import Store
 from tests.support import events
+from tests.support.services import read_partition
 from tests.support.settings import isolated_settings
 
 T = TypeVar("T")
@@ -122,23 +121,11 @@ class Harness:
 async def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     """Every record of a one-partition topic so far, in offset order, each keyed by its
     household id."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
     out: list[dict[str, Any]] = []
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        async with asyncio.timeout(20):
-            # until the high watermark that the fetch responses report (not ListOffsets)
-            while (hw := consumer.highwater(tp)) is None or await consumer.position(tp) < hw:
-                for batch in (await consumer.getmany(timeout_ms=200)).values():
-                    for record in batch:
-                        value = orjson.loads(record.value)
-                        assert record.key == value["household_id"].encode()
-                        out.append(value)
-    finally:
-        await consumer.stop()
+    for record in await read_partition(bootstrap, topic):
+        value = orjson.loads(record.value)
+        assert record.key == value["household_id"].encode()
+        out.append(value)
     return out
 
 

@@ -37,6 +37,7 @@ from stream.kafka.topics import Record
 from stream.settings import Settings
 from stream.store.store import Store
 from tests.support import events
+from tests.support.events import person
 from tests.support.services import TeePublisher
 from tests.support.settings import isolated_settings
 
@@ -53,19 +54,6 @@ ERASURE = {
     "household_id": GONE,
     "requested_at": "2026-11-25T10:00:00+02:00",
 }
-
-
-def person(pid: str, hid: str, bans: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "schema": "register/1",
-        "type": "person",
-        "person_id": pid,
-        "household_id": hid,
-        "bans": bans or [],
-        "email_marketing": True,
-        "sms_marketing": False,
-        "updated_at": "2026-09-01T09:00:00+02:00",
-    }
 
 
 def purchase(event_id: str, card: str, when: str, cents: int, **extra: Any) -> dict[str, Any]:

@@ -17,8 +17,6 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
 
 from models.months import Month
 from models.rules import parse_rules
@@ -34,6 +32,7 @@ from stream.settings import DEFAULT_RULES, Settings
 from stream.store.store import Store
 from tests.support import events
 from tests.support.processes import RunCli
+from tests.support.services import read_partition
 from tests.support.settings import isolated_settings
 
 RULES_TEXT = (
@@ -58,20 +57,7 @@ def swipe(event_id: str, household: str, cents: int, partner: str | None = None)
 
 
 async def dead_letters(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    out: list[dict[str, Any]] = []
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        async with asyncio.timeout(20):
-            while (hw := consumer.highwater(tp)) is None or await consumer.position(tp) < hw:
-                for batch in (await consumer.getmany(timeout_ms=200)).values():
-                    out += [orjson.loads(r.value) for r in batch]
-    finally:
-        await consumer.stop()
-    return out
+    return [orjson.loads(r.value) for r in await read_partition(bootstrap, topic)]
 
 
 def settings_of(kafka: TansuBroker, redis_server: RedisServer, unique: str) -> Settings:

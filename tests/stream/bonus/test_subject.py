@@ -36,6 +36,7 @@ from stream.kafka.topics import Record
 from stream.settings import PLACEHOLDER_PSEUDONYM_KEY, Settings
 from stream.store.store import Store
 from tests.support import events
+from tests.support.events import person
 from tests.support.schemas import errors as schema_errors
 from tests.support.services import TeePublisher
 from tests.support.settings import isolated_settings
@@ -51,19 +52,6 @@ CARD_1, CARD_2, HELD_CARD, OTHER_CARD = (
 
 def records(*items: dict[str, Any]) -> list[Record]:
     return [Record(*events.keyed(e)) for e in items]
-
-
-def person(pid: str, hid: str, bans: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "schema": "register/1",
-        "type": "person",
-        "person_id": pid,
-        "household_id": hid,
-        "bans": bans or [],
-        "email_marketing": True,
-        "sms_marketing": False,
-        "updated_at": "2026-09-01T09:00:00+02:00",
-    }
 
 
 def card(number: str, hid: str, pid: str) -> dict[str, Any]:
