@@ -1,7 +1,9 @@
 """The baseline of ``bench/throughput.py``: a plain aiokafka + orjson + redis-py batch loop.
 
 Written for the bench only: it does the same Redis accumulation as the worker (the worker's own
-Lua script, one call per fetched batch, the same increments), with no ClickHouse, no dead
+Lua script, one call per fetched batch, the same increments: the bonus fields, the member
+insights' product-group sums and the partners'; the bench compares the accumulators), with no
+ClickHouse, no dead
 letters and only the validation it needs to compute the increments. It commits its offsets
 after each batch. Run as a process: ``python bench/handloop.py BOOTSTRAP TOPIC GROUP REDIS_URL
 PREFIX RULES``; it prints ``ready`` once it has its partitions and exits when told (SIGTERM).
@@ -83,6 +85,8 @@ async def run(argv: list[str]) -> None:
                         inc["excluded_cents"] = inc.get("excluded_cents", 0) + amount
                         continue
                     inc["purchases_cents"] = inc.get("purchases_cents", 0) + amount
+                    g = "g:" + group  # the member insights' sums (contract section 13)
+                    inc[g] = inc.get(g, 0) + amount
                     if group in fuel_groups:
                         inc["fuel_cents"] = inc.get("fuel_cents", 0) + amount
                         inc["fuel_ml"] = inc.get("fuel_ml", 0) + sign * (line.get("fuel_ml") or 0)
@@ -93,6 +97,12 @@ async def run(argv: list[str]) -> None:
                         inc["regular_cents"] = inc.get("regular_cents", 0) + amount
                     if benefit_method and group not in benefit_excluded:
                         inc["benefit_cents"] = inc.get("benefit_cents", 0) + amount
+                partner = s.get("partner_id")
+                partner_cents = inc.get("regular_cents", 0) + sum(
+                    v for k, v in inc.items() if k.startswith("campaign_x")
+                )
+                if partner and partner_cents:
+                    inc["partner_cents:" + partner] = partner_cents
                 local = occurred.astimezone(tz)
                 month = Month(local.year, local.month)
                 m = months.get(month)

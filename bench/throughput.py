@@ -5,13 +5,18 @@ backlog of swipes is generated. Each round drains that same backlog with
 
 - one ``loyalty worker`` process (ClickHouse lines included),
 - ``bench/handloop.py``: plain aiokafka + orjson + redis-py, the same Redis accumulation (the
-  worker's Lua script), no ClickHouse,
+  worker's Lua script, the same fields: the bench checks that the loop's accumulators equal
+  the worker's), no ClickHouse,
 - two ``loyalty worker`` processes in one group,
 
-each with its own topics (the backlog loaded on them before the clock starts), consumer group
-and copy of the register in Redis, and prints swipes/s, the worker/loop ratio, the worker's
-main-thread CPU microseconds per swipe (from ``/proc``: the main thread's utime + stime), and
-where the rest of the CPU went (the worker's other threads, Redis, the broker). Then the p99
+each with its own topics, consumer group and copy of the register in Redis. The group settles
+on the empty topics; then the clock starts and the backlog is loaded (the consumers start on
+it while it loads, so every swipe counts from there). It prints swipes/s, the worker/loop
+ratio, the worker's main-thread CPU microseconds per swipe (from ``/proc``: the main thread's
+utime + stime), where the rest of the CPU went (the worker's other threads, Redis, the
+broker) and how long the main thread was ready to run but waited for a core
+(``/proc/.../schedstat``: on a machine whose cores are all busy, that is throughput lost to
+the machine, not to the worker). Then the p99
 from a swipe's send to its effect being visible in Redis at a steady offered load (default
 2,000 swipes/s), and the worker's RSS at start and end. Metrics are polled at most twice a second.
 
@@ -79,6 +84,27 @@ def main_thread_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def main_thread_waits(pid: int) -> float:
+    """Seconds the process's main thread was runnable but waiting for a core (schedstat)."""
+    return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
+def threads_cpu(pid: int) -> dict[str, float]:
+    """Seconds of CPU by thread name (threads of one name summed), main thread excluded."""
+    by_name: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        if task.name == str(pid):
+            continue
+        try:
+            head, _, rest = (task / "stat").read_text().rpartition(")")
+        except OSError:
+            continue  # the thread ended
+        name = head.split("(", 1)[1]
+        fields = rest.split()
+        by_name[name] = by_name.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+    return by_name
+
+
 def process_cpu(pid: int | None) -> float:
     """Seconds of CPU of a whole process (all its threads), 0 if it is gone."""
     if pid is None:
@@ -108,6 +134,7 @@ class Bench:
     sim: Simulator | None = None
     backlog: list[tuple[bytes, bytes]] = field(default_factory=list)
     loop_cpu: str = ""
+    worker_prefix: str = ""  # the last one-worker run's: the loop's accumulators must match
 
     def env(self, group: str, redis_prefix: str, topics: str = "") -> dict[str, str]:
         return {
@@ -197,6 +224,7 @@ class Bench:
                             "raw",
                             "--rate",
                             "200",
+                            "--threads",
                         ),
                         *("--output", self.args.profile, "--nonblocking"),
                     ],
@@ -208,14 +236,19 @@ class Bench:
             # topic and the clock starts (loading 50,000 swipes takes under a second).
             settle(procs)
             cpu0 = sum(main_thread_cpu(pid) for pid in pids)
+            threads0 = threads_cpu(pids[0])
+            waits0 = sum(main_thread_waits(pid) for pid in pids)
             all0 = sum(process_cpu(pid) for pid in pids)
             redis0, broker0 = self.services_cpu()
+            if self.args.verbose:
+                redis.Redis.from_url(self.stack.redis_url).config_resetstat()
             rss0 = max(rss_mb(pid) for pid in pids)
-            started = time.perf_counter()
-            asyncio.run(load(self.stack, f"{topics}swipes", self.backlog))
+            # Counted from before the load: the workers start on the backlog while it is loaded.
             done0 = done = sum(
                 counter(p.metrics_url, "loyalty_swipes_total", APPLIED) for p in procs
             )
+            started = time.perf_counter()
+            asyncio.run(load(self.stack, f"{topics}swipes", self.backlog))
             written = sum(counter(p.metrics_url, "loyalty_clickhouse_lines_total") for p in procs)
             deadline = started + 3600
             elapsed = 0.0
@@ -244,17 +277,31 @@ class Bench:
             lines_after = time.perf_counter() - started - elapsed
             if self.args.verbose:
                 batches(procs[0].metrics_url)
+                threads1 = threads_cpu(pids[0])
+                spent = {k: v - threads0.get(k, 0.0) for k, v in threads1.items()}
+                shown = ", ".join(
+                    f"{k} {v / max(done - done0, 1) * 1e6 * len(pids):.1f}"
+                    for k, v in sorted(spent.items(), key=lambda kv: -kv[1])
+                    if v > 0
+                )
+                print(f"  worker 1's other threads, CPU us per swipe: {shown}")
+                commands(self.stack.redis_url, max(done - done0, 1))
             cpu = sum(main_thread_cpu(pid) for pid in pids) - cpu0
             other = sum(process_cpu(pid) for pid in pids) - all0 - cpu
             redis1, broker1 = self.services_cpu()
+            waits = sum(main_thread_waits(pid) for pid in pids) - waits0
             rss1 = max(rss_mb(pid) for pid in pids)
             n = max(done - done0, 1)
             where = (
                 f"CPU us per swipe: worker main thread {cpu / n * 1e6:.0f}, its other threads "
                 f"{other / n * 1e6:.0f}, Redis {(redis1 - redis0) / n * 1e6:.0f}, broker "
                 f"{(broker1 - broker0) / n * 1e6:.0f}; all {written:,} lines in ClickHouse "
-                f"{lines_after:.1f} s after the last swipe"
+                f"{lines_after:.1f} s after the last swipe; the main thread"
+                f"{'s' if count > 1 else ''} ready to run but waiting for a core "
+                f"{waits / count:.1f} s of the {elapsed:.1f} s"
             )
+            if count == 1:
+                self.worker_prefix = redis_prefix
         finally:
             if spy is not None:
                 spy.send_signal(2)
@@ -286,9 +333,9 @@ class Bench:
             assert proc.stdout.readline().strip() == "ready"
             cpu0 = process_cpu(proc.pid)
             redis0, broker0 = self.services_cpu()
+            done0 = done = int(r.get(f"{redis_prefix}bench:swipes") or 0)  # before the load
             started = time.perf_counter()
             asyncio.run(load(self.stack, f"{topics}swipes", self.backlog))
-            done0 = done = int(r.get(f"{redis_prefix}bench:swipes") or 0)
             while done < swipes and time.perf_counter() < started + 3600:
                 time.sleep(POLL)
                 done = int(r.get(f"{redis_prefix}bench:swipes") or 0)
@@ -300,6 +347,9 @@ class Bench:
                 f"hand loop CPU us per swipe: loop {cpu / n * 1e6:.0f}, Redis "
                 f"{(redis1 - redis0) / n * 1e6:.0f}, broker {(broker1 - broker0) / n * 1e6:.0f}"
             )
+            if self.worker_prefix:
+                compared = same_accumulators(r, self.worker_prefix, redis_prefix)
+                self.loop_cpu += f"; its {compared:,} accumulators equal the worker's"
         finally:
             proc.terminate()
             proc.wait(30)
@@ -425,6 +475,43 @@ def batches(url: str) -> None:
             print(f"  {stage}: {n:.0f} batches, mean {size:.0f} records, {seconds * 1000:.0f} ms")
 
 
+def same_accumulators(r: redis.Redis, worker: str, loop: str) -> int:
+    """How many household-month accumulators the two runs wrote; exits if they differ (the
+    loop must do the worker's Redis accumulation, or the comparison is of unlike work)."""
+    found: dict[str, dict[bytes, bytes]] = {}
+    for prefix in (worker, loop):
+        keys = sorted(r.scan_iter(f"{prefix}acc:*", count=1000))
+        pipe = r.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(key)
+        for key, fields in zip(keys, pipe.execute(), strict=True):
+            found.setdefault(key.decode()[len(prefix) :], {})[prefix.encode()] = fields
+    differ = [k for k, v in found.items() if v.get(worker.encode()) != v.get(loop.encode())]
+    if differ:
+        raise SystemExit(
+            f"the hand loop's accumulators differ from the worker's in {len(differ):,} of "
+            f"{len(found):,} household-months (first: {sorted(differ)[0]})"
+        )
+    return len(found)
+
+
+def commands(redis_url: str, swipes: int) -> None:
+    """Redis time per swipe by command (since the run's CONFIG RESETSTAT)."""
+    r = redis.Redis.from_url(redis_url)
+    try:
+        stats = r.info("commandstats")
+    finally:
+        r.close()
+    shown = ", ".join(
+        f"{name.removeprefix('cmdstat_')} {v['usec'] / swipes:.1f} ({v['calls'] / swipes:.1f})"
+        for name, v in sorted(stats.items(), key=lambda kv: -kv[1]["usec"])
+        if v["usec"] / swipes >= 0.05
+    )
+    print(
+        f"  Redis us per swipe by command (calls per swipe); a script's includes its calls: {shown}"
+    )
+
+
 def top(raw_path: str, count: int = 25) -> None:
     """The profile's top entries: share of samples by function (self) and by function (total)."""
     own: dict[str, int] = {}
@@ -494,7 +581,11 @@ def main() -> None:
     parser.add_argument("--long", action="store_true", help="1,000,000 swipes, RSS check")
     parser.add_argument("--skip", default="", help="comma list of: loop,two,latency")
     parser.add_argument("--keep", default="", help="keep the stack and logs under this dir")
-    parser.add_argument("--verbose", action="store_true", help="batch sizes and times")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="batch sizes and times, worker 1's threads, Redis by command",
+    )
     parser.add_argument("--profile", default="", help="py-spy raw output file (one worker)")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
