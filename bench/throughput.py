@@ -78,10 +78,16 @@ def counter(url: str, name: str, having: str = "") -> int:
     )
 
 
+def stat_cpu(stat: Path) -> tuple[str, float]:
+    """(name, seconds of CPU: utime + stime) of a process's or a thread's ``stat`` file."""
+    head, _, rest = stat.read_text().rpartition(")")
+    fields = rest.split()
+    return head.split("(", 1)[1], (int(fields[11]) + int(fields[12])) / TICK
+
+
 def main_thread_cpu(pid: int) -> float:
     """Seconds of CPU of the process's main thread (utime + stime)."""
-    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return stat_cpu(Path(f"/proc/{pid}/task/{pid}/stat"))[1]
 
 
 def main_thread_waits(pid: int) -> float:
@@ -96,12 +102,10 @@ def threads_cpu(pid: int) -> dict[str, float]:
         if task.name == str(pid):
             continue
         try:
-            head, _, rest = (task / "stat").read_text().rpartition(")")
+            name, seconds = stat_cpu(task / "stat")
         except OSError:
             continue  # the thread ended
-        name = head.split("(", 1)[1]
-        fields = rest.split()
-        by_name[name] = by_name.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+        by_name[name] = by_name.get(name, 0.0) + seconds
     return by_name
 
 
@@ -110,10 +114,9 @@ def process_cpu(pid: int | None) -> float:
     if pid is None:
         return 0.0
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return stat_cpu(Path(f"/proc/{pid}/stat"))[1]
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def rss_mb(pid: int) -> float:
