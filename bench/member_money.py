@@ -115,7 +115,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-money-") as tmp:
         root = Path(tmp)
         with RedisServer(root / "redis") as server, TansuBroker(root / "kafka") as broker:
-            settings = Settings(  # type: ignore[call-arg]
+            settings = Settings(
                 _env_file=None,
                 kafka_url=broker.url,
                 redis_url=server.url,

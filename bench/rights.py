@@ -76,7 +76,7 @@ def swipes(per_month: int, seed: int = 3) -> list[dict[str, Any]]:
     for month in MONTHS:
         for n in range(per_month):
             day = rnd.randint(1, 28)
-            lines = []
+            lines: list[dict[str, Any]] = []
             for _ in range(rnd.randint(1, 6)):
                 group = rnd.choice(GROUPS[:-1])
                 lines.append(
@@ -204,7 +204,7 @@ async def one_engine(
     await LinesProcessor(settings, Collect(), client=client).process(rows)
     hk = household_key(KEY, HOUSEHOLD)
 
-    async def analytics(hid: str) -> Any:
+    async def analytics(hid: str, _stored_key: str | None) -> Any:  # as `loyalty rights`
         return clickhouse_part(client, household_key(KEY, hid))
 
     t_doc = time.perf_counter()
@@ -249,12 +249,12 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
             engines.append(("chdb", lambda: connect(f"chdb://{tmp}/chdb?database=bench")))
         if "server" in args.engines and find_clickhouse_server() is not None:
             server = ClickHouseServerProcess(tmp / "server").__enter__()
-            engines.append(("server 18.16", lambda: connect(server.url_for("bench"))))  # type: ignore[union-attr]
+            engines.append(("server 18.16", lambda: connect(server.url_for("bench"))))
         bg = background(args.background_rows)
         try:
             for name, make in engines:
                 settings = Settings(
-                    _env_file=None,  # type: ignore[call-arg]
+                    _env_file=None,
                     redis_url=redis_server.url,
                     redis_prefix=f"b{uuid.uuid4().hex[:6]}:",
                     pseudonym_key=KEY.decode(),

@@ -393,6 +393,8 @@ class Bench:
                     await pub.flush()
                     await asyncio.sleep(0.005)
 
+        stop_at = 0.0  # when the producer stopped (the watcher gives up 30 s later)
+
         async def watch(stop: asyncio.Event) -> None:
             while not stop.is_set() or sent:
                 pending = list(sent)
@@ -418,7 +420,6 @@ class Bench:
             stop.set()
             await watcher
 
-        stop_at = 0.0
         try:
             asyncio.run(run())
         finally:
