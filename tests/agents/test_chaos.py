@@ -31,9 +31,7 @@ def test_workers_killed_again_and_again_lose_nothing_and_count_nothing_twice(
 ) -> None:
     rng = random.Random(8)
     cards = {f"63900002{n:08d}": f"C{n:03d}" for n in range(200)}
-    deployment.send(
-        "register", [e for c, h in cards.items() for e in (events.household(h), events.card(c, h))]
-    )
+    deployment.send("register", events.households_with_cards(cards))
     swipes = random_swipes(rng, list(cards), SWIPES, "X")
     duplicates = rng.sample(swipes, SWIPES // 10)  # redelivered by the checkouts themselves
     messages = [(orjson.loads(s)["card"].encode(), s) for s in [*swipes, *duplicates]]

@@ -22,9 +22,7 @@ class TwoWorkers(WorkerProcess):
 
 def test_two_processes_share_the_partitions_and_the_work(deployment: Deployment) -> None:
     cards = {f"63900002{n:08d}": f"P{n:03d}" for n in range(20)}
-    deployment.send(
-        "register", [e for c, h in cards.items() for e in (events.household(h), events.card(c, h))]
-    )
+    deployment.send("register", events.households_with_cards(cards))
     deployment.send(
         "swipes", [events.swipe(f"TP-{n}", card) for n, card in enumerate(list(cards) * 10)]
     )

@@ -113,9 +113,7 @@ def test_no_offset_is_committed_past_an_unhandled_message_across_a_rebalance(
 ) -> None:
     rng = random.Random(11)
     cards = {f"63900001{n:08d}": f"R{n:03d}" for n in range(40)}
-    deployment.send(
-        "register", [e for c, h in cards.items() for e in (events.household(h), events.card(c, h))]
-    )
+    deployment.send("register", events.households_with_cards(cards))
     swipes = [
         events.encode(
             events.swipe(

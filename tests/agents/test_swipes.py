@@ -140,9 +140,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
 ) -> None:
     rng = random.Random(4)
     cards = {f"63900000{n:08d}": f"H{n:03d}" for n in range(40)}
-    deployment.send(
-        "register", [e for c, h in cards.items() for e in (events.household(h), events.card(c, h))]
-    )
+    deployment.send("register", events.households_with_cards(cards))
     swipes = random_swipes(rng, list(cards), 4000, "K")
     deployment.send_raw("swipes", [(orjson.loads(s)["card"].encode(), s) for s in swipes])
     expected = expected_accumulators(swipes, cards)

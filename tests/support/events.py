@@ -102,6 +102,11 @@ def card(
     }
 
 
+def households_with_cards(cards: dict[str, str]) -> list[dict[str, Any]]:
+    """A household event and a card event for each ``card number -> household id``."""
+    return [e for c, h in cards.items() for e in (household(h), card(c, h))]
+
+
 def person(person_id: str, household_id: str, bans: list[str] | None = None) -> dict[str, Any]:
     return {
         "schema": "register/1",
