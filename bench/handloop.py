@@ -3,10 +3,10 @@
 Written for the bench only: it does the same Redis accumulation as the worker (the worker's own
 Lua script, one call per fetched batch, the same increments: the bonus fields, the member
 insights' product-group sums and the partners'; the bench compares the accumulators), with no
-ClickHouse, no dead
-letters and only the validation it needs to compute the increments. It commits its offsets
-after each batch. Run as a process: ``python bench/handloop.py BOOTSTRAP TOPIC GROUP REDIS_URL
-PREFIX RULES``; it prints ``ready`` once it has its partitions and exits when told (SIGTERM).
+ClickHouse, no dead letters and only the validation it needs to compute the increments. It
+commits its offsets after each batch. Run as a process: ``python bench/handloop.py BOOTSTRAP
+TOPIC GROUP REDIS_URL PREFIX RULES``; it prints ``ready`` once it has its partitions and exits
+when told (SIGTERM).
 """
 
 from __future__ import annotations
